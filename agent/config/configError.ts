@@ -1,0 +1,23 @@
+import type { z } from 'zod';
+
+/** A config problem a person can fix: names the field, says what was wrong and what to do. */
+export class ConfigError extends Error {
+  constructor(readonly issues: string[], source: string) {
+    super(`invalid configuration (${source}):\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+
+  static fromZod(error: z.ZodError, source: string): ConfigError {
+    return new ConfigError(
+      error.issues.map((issue) => {
+        const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+        const fix =
+          issue.code === 'unrecognized_keys'
+            ? `; remove it or check its spelling (keys: ${issue.keys.join(', ')})`
+            : '';
+        return `${field}: ${issue.message}${fix}`;
+      }),
+      source,
+    );
+  }
+}

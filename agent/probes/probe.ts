@@ -1,0 +1,44 @@
+/**
+ * The monitor contract every check implements (NPD's Monitor, reduced to what a sampler needs).
+ * A probe reads the node and says what it measured; it knows nothing of Kubernetes, HTTP or
+ * hysteresis. Its verdict is per sample: the condition engine decides when a streak of bad
+ * samples becomes a Node condition.
+ */
+export type FigureValue = number | string | boolean | null | Figures | FigureValue[];
+export interface Figures {
+  [name: string]: FigureValue;
+}
+
+export interface Verdict {
+  /** false when this sample shows a problem. */
+  healthy: boolean;
+  /** CamelCase reason, e.g. `IOThrottled`, `CPUPressureNormal`. */
+  reason: string;
+  /** One line for a person, with the measured figures that led to the verdict. */
+  message: string;
+}
+
+export interface ProbeResult extends Verdict {
+  probe: string;
+  /** Epoch milliseconds when the sample was taken. */
+  at: number;
+  /** How long the sample took, in milliseconds. */
+  durationMs: number;
+  figures: Figures;
+}
+
+export interface Probe {
+  readonly name: string;
+  /** How often the loop samples this probe, in milliseconds. */
+  readonly intervalMs: number;
+  /**
+   * Takes one sample. Must resolve (never reject) for every failure of the thing it checks;
+   * a rejection means the probe itself is broken and is reported as `ProbeError`.
+   */
+  run(signal: AbortSignal): Promise<ProbeResult>;
+}
+
+/** Builds a result with the timing filled in; probes call this once per sample. */
+export function result(probe: string, startedAt: number, verdict: Verdict, figures: Figures): ProbeResult {
+  return { probe, at: startedAt, durationMs: Date.now() - startedAt, ...verdict, figures };
+}
