@@ -38,6 +38,15 @@ const pid = z.strictObject({
   usedPercent: percent.default(90),
 });
 
+function isRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const ioDevice = z.strictObject({
   name: z.string().min(1),
   iopsCap: z.number().positive().optional(),
@@ -52,7 +61,10 @@ const diskIO = z.strictObject({
   capUsePercent: percent.default(95),
   devices: z.array(ioDevice).default([]),
   /** Block devices that are never sampled (regular expression on the kernel name). */
-  ignoreDevices: z.string().default('^(loop|ram|sr|zram|fd)\\d*|^dm-'),
+  ignoreDevices: z
+    .string()
+    .refine(isRegExp, 'must be a valid regular expression, e.g. ^(loop|ram)\\d*')
+    .default('^(loop|ram|sr|zram|fd)\\d*|^dm-'),
 });
 
 const diskSpace = z.strictObject({
@@ -126,7 +138,8 @@ const publish = z.strictObject({
   backoffMaxSeconds: seconds.default(60),
 });
 
-const withDefaults = <T extends z.ZodType>(s: T) => s.default({} as never);
+// prefault, not default: zod 4 returns a default as is, so `.default({})` would skip the inner defaults.
+const withDefaults = <T extends z.ZodType>(s: T) => s.prefault({} as never);
 
 export const agentConfigSchema = z.strictObject({
   profile: z.enum(['generic', 'azure']).default('generic'),
