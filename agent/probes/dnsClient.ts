@@ -1,0 +1,218 @@
+import { randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { connect, isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { encode, RECURSION_DESIRED } from 'dns-packet';
+import { readReply, type DnsQuestion } from './dnsReply.js';
+
+/**
+ * One DNS query to one server: a single UDP datagram, and one TCP retry only when the reply
+ * is truncated. No other retries: a health check reports what a client would see, and a
+ * probe that retried would hide a lossy resolver and multiply load on a struggling one.
+ */
+
+export interface DnsServerAddress {
+  host: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export type DnsOutcome =
+  | 'ok'
+  | 'timeout'
+  | 'servfail'
+  | 'nxdomain'
+  | 'refused'
+  | 'otherRcode'
+  | 'malformed'
+  | 'networkError';
+
+export interface DnsQueryResult {
+  outcome: DnsOutcome;
+  /** The reply's RCODE name, null when no usable reply came back. */
+  rcode: string | null;
+  latencyMs: number;
+  /** Data of the answer records of the asked type (addresses for A/AAAA). */
+  answers: string[];
+  /** The transport of the final exchange: `tcp` after a truncated UDP reply. */
+  transport: 'udp' | 'tcp';
+  /** Why the outcome is not `ok`, for a person; empty when ok. */
+  detail: string;
+}
+
+const DEFAULT_PORT = 53;
+
+/** Parses `host`, `host:port`, `[v6]:port` or a bare IPv6 address; the host must be an IP. */
+export function parseDnsServer(text: string): DnsServerAddress {
+  const trimmed = text.trim();
+  let host = trimmed;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(trimmed);
+  if (bracketed) {
+    host = bracketed[1] as string;
+    portText = bracketed[2];
+  } else if (trimmed.split(':').length === 2) {
+    [host, portText] = trimmed.split(':') as [string, string];
+  }
+  const family = isIP(host);
+  if (family !== 4 && family !== 6) {
+    throw new Error(
+      `"${text}" is not an IP address; write host, host:port or [v6]:port with an IP (the probe does not look up the resolver's own name)`,
+    );
+  }
+  let port = DEFAULT_PORT;
+  if (portText !== undefined) {
+    port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
+    if (!(port >= 1 && port <= 65_535)) throw new Error(`"${text}" has port "${portText}"; use a port from 1 to 65535`);
+  }
+  return { host, port, family };
+}
+
+export function formatDnsServer(server: DnsServerAddress): string {
+  return server.family === 6 ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
+}
+
+/**
+ * Resolves (never rejects) with the outcome, unless `signal` aborts: then it rejects with the
+ * signal's reason, because the caller cancelled the sample rather than DNS failing.
+ * `timeoutMs` bounds the whole query, the TCP retry included.
+ */
+export async function queryDns(
+  server: DnsServerAddress,
+  question: DnsQuestion,
+  options: { timeoutMs: number; signal?: AbortSignal },
+): Promise<DnsQueryResult> {
+  const startedAt = performance.now();
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+  const id = randomInt(0, 0x10000);
+  const query = encode({
+    type: 'query',
+    id,
+    flags: RECURSION_DESIRED,
+    questions: [{ name: question.name, type: question.type, class: 'IN' }],
+  });
+  let transport: 'udp' | 'tcp' = 'udp';
+  const finish = (outcome: DnsOutcome, detail: string, rcode: string | null = null, answers: string[] = []) => ({
+    outcome,
+    rcode,
+    latencyMs: Math.round((performance.now() - startedAt) * 10) / 10,
+    answers,
+    transport,
+    detail,
+  });
+
+  try {
+    let reading = readReply(await exchangeUdp(server, query, signal), id, question, 'udp');
+    if (reading.kind === 'truncated') {
+      transport = 'tcp';
+      reading = readReply(await exchangeTcp(server, query, signal), id, question, 'tcp');
+    }
+    if (reading.kind === 'malformed') return finish('malformed', reading.detail);
+    if (reading.kind === 'truncated') return finish('malformed', 'reply is truncated');
+    const outcome = outcomeOf(reading.rcode);
+    return finish(outcome, outcome === 'ok' ? '' : `server answered ${reading.rcode}`, reading.rcode, reading.answers);
+  } catch (err) {
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (timeout.aborted) return finish('timeout', `no reply within ${options.timeoutMs} ms over ${transport.toUpperCase()}`);
+    if (err instanceof MalformedStream) return finish('malformed', err.message);
+    return finish('networkError', networkDetail(err as NodeJS.ErrnoException, transport));
+  }
+}
+
+function outcomeOf(rcode: string): DnsOutcome {
+  switch (rcode) {
+    case 'NOERROR':
+      return 'ok';
+    case 'SERVFAIL':
+      return 'servfail';
+    case 'NXDOMAIN':
+      return 'nxdomain';
+    case 'REFUSED':
+      return 'refused';
+    default:
+      return 'otherRcode';
+  }
+}
+
+function networkDetail(err: NodeJS.ErrnoException, transport: 'udp' | 'tcp'): string {
+  if (err.code === 'ECONNREFUSED') return `connection refused over ${transport.toUpperCase()} (nothing listening)`;
+  return `${transport.toUpperCase()} error: ${err.code ?? err.message}`;
+}
+
+/** The TCP stream ended inside a frame: the reply is cut short, not a network failure. */
+class MalformedStream extends Error {}
+
+/** Sends one datagram and resolves with the first datagram back. */
+function exchangeUdp(server: DnsServerAddress, query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const socket = createSocket(server.family === 6 ? 'udp6' : 'udp4');
+    let settled = false;
+    const settle = (err: unknown, reply?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      socket.close();
+      if (reply) resolve(reply);
+      else reject(err);
+    };
+    const onAbort = () => settle(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.on('error', (err) => settle(err));
+    // A connected socket receives only from the server, and learns of ICMP port-unreachable.
+    socket.on('message', (reply) => settle(undefined, reply));
+    socket.connect(server.port, server.host, () => {
+      socket.send(query, (err) => {
+        if (err) settle(err);
+      });
+    });
+  });
+}
+
+/** One query over TCP with the 2-byte length framing of RFC 1035 4.2.2, read across chunks. */
+function exchangeTcp(server: DnsServerAddress, query: Buffer, signal: AbortSignal): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const socket = connect({ host: server.host, port: server.port, family: server.family });
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const settle = (err: unknown, reply?: Buffer) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (reply) resolve(reply);
+      else reject(err);
+    };
+    const onAbort = () => settle(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      const prefix = Buffer.alloc(2);
+      prefix.writeUInt16BE(query.length);
+      socket.write(Buffer.concat([prefix, query]));
+    });
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      received += chunk.length;
+      if (received < 2) return;
+      const buffered = Buffer.concat(chunks);
+      chunks.length = 0;
+      chunks.push(buffered);
+      const length = buffered.readUInt16BE(0);
+      if (received >= 2 + length) settle(undefined, buffered.subarray(2, 2 + length));
+    });
+    socket.on('end', () => {
+      const expected = received >= 2 ? ` of ${Buffer.concat(chunks).readUInt16BE(0) + 2}` : '';
+      settle(
+        received === 0
+          ? new Error('server closed the TCP connection without replying')
+          : new MalformedStream(`TCP reply cut short: connection closed after ${received}${expected} bytes`),
+      );
+    });
+    socket.on('error', (err) => settle(err));
+    socket.on('close', () => settle(new Error('TCP connection closed')));
+  });
+}
