@@ -6,6 +6,8 @@ const agentEnvAliases: Record<string, string> = {
   NODE_NAME: 'nodeName',
   NODEPULSE_PROFILE: 'profile',
   KUBECONFIG: 'kubeconfig',
+  POD_NAME: 'probes.konnectivity.podName',
+  POD_NAMESPACE: 'probes.konnectivity.podNamespace',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {

@@ -70,7 +70,8 @@ const diskIO = z.strictObject({
 const diskSpace = z.strictObject({
   ...hysteresis,
   failureThreshold: z.number().int().min(1).max(1000).default(1),
-  paths: z.array(z.string().min(1)).default(['/var/lib/kubelet', '/var/lib/containerd']),
+  /** The OS disk, the kubelet's and the container runtime's filesystems; missing ones are noted and skipped. */
+  paths: z.array(z.string().min(1)).default(['/', '/var/lib/kubelet', '/var/lib/containerd']),
   usedPercent: percent.default(90),
   inodesUsedPercent: percent.default(90),
 });
@@ -119,6 +120,9 @@ const konnectivity = z.strictObject({
   deployment: z.string().default('konnectivity-agent'),
   /** How long the Deployment read is cached; it changes rarely. */
   deploymentCacheSeconds: seconds.default(300),
+  /** This agent's own pod, which the API server is asked to reach (downward API POD_NAME / POD_NAMESPACE). */
+  podName: z.string().default(''),
+  podNamespace: z.string().default('nodepulse'),
 });
 
 const server = z.strictObject({

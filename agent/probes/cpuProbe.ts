@@ -93,6 +93,7 @@ export class CpuProbe implements Probe {
     const high = (utilisation !== null && utilisation > utilisationPercent) || loadPerCore > loadThreshold;
     const figures: Figures = {
       source: 'stat',
+      baseline: utilisation === null,
       utilisationPercent: utilisation === null ? null : round(utilisation),
       load1: load.load1,
       load5: load.load5,

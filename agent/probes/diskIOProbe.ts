@@ -195,7 +195,9 @@ export class DiskIOProbe implements Probe {
       if (limits.length > 0) atCap.push(`${device.name} at ${limits.join(' and ')}`);
     }
 
+    const baseline = previous === null || seconds <= 0;
     const figures: Figures = {
+      baseline,
       psi: psi ? psiFigures(psi) : null,
       intervalSeconds: previous && seconds > 0 ? round(seconds, 3) : null,
       devices: deviceFigures,
@@ -203,7 +205,7 @@ export class DiskIOProbe implements Probe {
       missingDevices: cfg.devices.map((d) => d.name).filter((name) => !counters.has(name)),
       atCap,
     };
-    return [this.verdict(psi, rates, atCap, previous === null || seconds <= 0), figures];
+    return [this.verdict(psi, rates, atCap, baseline), figures];
   }
 
   private verdict(psi: Psi | null, rates: Map<string, DeviceRates>, atCap: string[], baseline: boolean): Verdict {

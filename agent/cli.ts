@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { Agent } from './agent.js';
+import { loadAgentConfig } from './config/agentConfig.js';
+import { ConfigError } from './config/configError.js';
+import { createLogger } from './log.js';
+import { renderTable, sampleOnce } from './onceReport.js';
+import { InClusterWiring } from './inCluster.js';
+import { buildProbes } from './probes/registry.js';
+
+const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
+
+Runs the node health probes and serves /healthz, /readyz, /conditions, /metrics and /stream.
+  --config FILE   YAML or JSON config (default: the embedded standalone defaults)
+  --once          run every probe once, print the results and exit 1 if any problem is found
+  --output FMT    with --once: table (default) or json
+Environment: NODE_NAME, NODEPULSE_PROFILE, KUBECONFIG, LOG_LEVEL, and NODEPULSE__a__b=value
+to set any config key (e.g. NODEPULSE__server__port=9000).`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: 'string' },
+        once: { type: 'boolean', default: false },
+        output: { type: 'string', default: 'table' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  if (args.output !== 'table' && args.output !== 'json') {
+    process.stderr.write(`--output: "${args.output}" is not a format; use table or json\n`);
+    return 2;
+  }
+  const config = loadAgentConfig(args.config);
+  const log = createLogger('nodepulse-agent', process.env, args.once ? process.stderr : undefined);
+  const wiring = config.publish.enabled ? new InClusterWiring(config, log) : undefined;
+  const { probes, skipped } = buildProbes(config, wiring?.probeFactories);
+  if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
+
+  if (args.once) {
+    const agent = new Agent(config, probes, log, { routes: wiring?.routes });
+    if (wiring) await agent.server.listen();
+    const results = await sampleOnce(probes, (probe) => agent.loop.sample(probe));
+    await agent.stop();
+    wiring?.stop();
+    process.stdout.write(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : renderTable(results));
+    return results.every((r) => r.healthy) ? 0 : 1;
+  }
+
+  const agent = new Agent(config, probes, log, { routes: wiring?.routes, readiness: wiring ? [wiring.readiness] : [] });
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  await agent.start();
+  log.info({ probes: probes.map((p) => p.name), profile: config.profile, publish: config.publish.enabled }, 'nodepulse agent running');
+  try {
+    // The local endpoint already serves while the publisher waits for the API server.
+    await Promise.race([wiring?.attach(agent), stopped]);
+    log.info({ signal: await stopped }, 'shutting down');
+  } finally {
+    wiring?.stop();
+    await agent.stop();
+  }
+  return 0;
+}
+
+/** Errors an operator fixes in config or cluster: one clear line, no stack trace. */
+const operatorErrors = new Set(['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError']);
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const error = err as Error;
+    const known = operatorErrors.has(error?.name);
+    process.stderr.write(`nodepulse-agent: ${known ? error.message : (error?.stack ?? String(err))}\n`);
+    // Exit now: servers and timers may still be open.
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,178 @@
+import { readFileSync, statSync } from 'node:fs';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { KubeCredentials } from './kubeCredentials.js';
+
+export type PatchType = 'strategic' | 'merge' | 'json';
+const patchContentType: Record<PatchType, string> = {
+  strategic: 'application/strategic-merge-patch+json',
+  merge: 'application/merge-patch+json',
+  json: 'application/json-patch+json',
+};
+
+/** An answer from the API server that is not 2xx, or no answer at all (status 0). */
+export class KubeApiError extends Error {
+  override name = 'KubeApiError';
+  constructor(
+    message: string,
+    readonly status: number,
+    /** The Status object's reason (NotFound, Forbidden, Conflict...) or the network error code. */
+    readonly reason: string,
+    /** Seconds the server asked us to wait (429/503 Retry-After). */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+
+  /** Worth retrying later: network failures, timeouts, throttling and server errors. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  patch?: PatchType;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Accept a non-JSON body (e.g. a proxied health endpoint). */
+  raw?: boolean;
+}
+
+const maxBodyBytes = 8 * 1024 * 1024;
+const tokenRereadMs = 60_000;
+
+/**
+ * The agent's Kubernetes client: a few REST calls over node:https with the cluster's CA and
+ * the ServiceAccount token, re-read as the kubelet rotates it. The agent runs on every node,
+ * and @kubernetes/client-node's runtime costs ~80 MiB RSS, so only its types are used here.
+ */
+export class KubeClient {
+  private readonly url: URL;
+  private readonly agent: Agent | undefined;
+  private token: string | undefined;
+  private tokenReadAt = 0;
+  private tokenMtimeMs = 0;
+
+  constructor(
+    private readonly credentials: KubeCredentials,
+    private readonly defaultTimeoutMs = 10_000,
+  ) {
+    this.url = new URL(credentials.server);
+    if (this.url.protocol === 'https:') {
+      this.agent = new Agent({
+        keepAlive: true,
+        maxSockets: 4,
+        ca: credentials.ca,
+        cert: credentials.cert,
+        key: credentials.key,
+        rejectUnauthorized: !credentials.insecureSkipTLSVerify,
+        servername: credentials.tlsServerName,
+      });
+    }
+    this.token = credentials.token;
+  }
+
+  get server(): string {
+    return this.credentials.server;
+  }
+
+  async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const { status, headers, body } = await this.send(method, path, options);
+    if (status >= 200 && status < 300) {
+      if (options.raw) return body as T;
+      if (body.length === 0) return undefined as T;
+      try {
+        return JSON.parse(body) as T;
+      } catch {
+        throw new KubeApiError(`${method} ${path}: the API server sent a reply that is not JSON`, status, 'MalformedReply');
+      }
+    }
+    throw apiError(method, path, status, headers, body);
+  }
+
+  close(): void {
+    this.agent?.destroy();
+  }
+
+  private bearer(): string | undefined {
+    const file = this.credentials.tokenFile;
+    if (!file) return this.token;
+    const now = Date.now();
+    if (this.token === undefined || now - this.tokenReadAt > tokenRereadMs) {
+      try {
+        const mtime = statSync(file).mtimeMs;
+        if (this.token === undefined || mtime !== this.tokenMtimeMs) {
+          this.token = readFileSync(file, 'utf8').trim();
+          this.tokenMtimeMs = mtime;
+        }
+      } catch (err) {
+        if (this.token === undefined) throw new KubeApiError(`cannot read the token ${file}: ${(err as Error).message}`, 0, 'TokenUnreadable');
+      }
+      this.tokenReadAt = now;
+    }
+    return this.token;
+  }
+
+  private send(method: string, path: string, options: RequestOptions): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+    const payload = options.body === undefined ? undefined : Buffer.from(JSON.stringify(options.body));
+    const headers: Record<string, string | number> = { Accept: options.raw ? '*/*' : 'application/json' };
+    const token = this.bearer();
+    if (token) headers.Authorization = `Bearer ${token}`;
+    if (payload) {
+      headers['Content-Type'] = options.patch ? patchContentType[options.patch] : 'application/json';
+      headers['Content-Length'] = payload.length;
+    }
+    const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    const requester = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = requester(
+        {
+          protocol: this.url.protocol,
+          hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
+          port: this.url.port || (this.url.protocol === 'https:' ? 443 : 80),
+          path: `${this.url.pathname.replace(/\/$/, '')}${path}`,
+          method,
+          headers,
+          agent: this.agent,
+          signal: options.signal,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > maxBodyBytes) {
+              req.destroy(new KubeApiError(`${method} ${path}: reply larger than ${maxBodyBytes} bytes`, 0, 'ReplyTooLarge'));
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.setTimeout(timeoutMs, () => req.destroy(new KubeApiError(`${method} ${path}: no answer within ${timeoutMs}ms`, 0, 'Timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof KubeApiError) return reject(err);
+        const reason = err.name === 'AbortError' ? 'Aborted' : (err.code ?? 'NetworkError');
+        reject(new KubeApiError(`${method} ${path}: ${err.message}`, 0, reason));
+      });
+      req.end(payload);
+    });
+  }
+}
+
+function apiError(method: string, path: string, status: number, headers: IncomingHttpHeaders, body: string): KubeApiError {
+  let reason = `HTTP${status}`;
+  let message = body.slice(0, 300);
+  try {
+    const parsed = JSON.parse(body) as { reason?: unknown; message?: unknown };
+    if (typeof parsed.reason === 'string' && parsed.reason) reason = parsed.reason;
+    if (typeof parsed.message === 'string') message = parsed.message;
+  } catch {
+    // Not a Status object (a proxy or load balancer answered): keep the raw text.
+  }
+  const retryAfter = Number(headers['retry-after']);
+  return new KubeApiError(`${method} ${path}: ${status} ${message}`, status, reason, Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined);
+}

@@ -1,0 +1,138 @@
+import type { V1Deployment } from '@kubernetes/client-node';
+import type { ProbesConfig } from '../config/schema.js';
+import type { AgentKubeApi } from '../kube/agentKubeApi.js';
+import { KubeApiError } from '../kube/kubeClient.js';
+import { echoRoute, type KonnectivityEcho } from './konnectivityEcho.js';
+import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
+
+type DeploymentState =
+  | { mode: 'konnectivity'; ready: number; desired: number }
+  | { mode: 'direct' }
+  | { mode: 'unknown'; error: string };
+
+const tlsCodes = /CERT|SELF_SIGNED|TLS|SSL|ERR_TLS|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH/;
+const unreachableCodes = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * The seed's step 2 per node. Cheap part: the konnectivity-agent Deployment's readiness
+ * (cached; absent means direct mode, e.g. API Server VNet Integration, not a failure). Real
+ * part: a request the API server itself must carry back to this pod through its pod proxy,
+ * answered only by this agent's nonce.
+ */
+export class KonnectivityProbe implements Probe {
+  readonly name = 'konnectivity';
+  readonly intervalMs: number;
+  private deployment: { state: DeploymentState; at: number } | undefined;
+
+  constructor(
+    private readonly config: ProbesConfig['konnectivity'],
+    private readonly api: AgentKubeApi,
+    private readonly echo: KonnectivityEcho,
+    private readonly port: number,
+  ) {
+    this.intervalMs = config.intervalSeconds * 1000;
+  }
+
+  async run(signal: AbortSignal): Promise<ProbeResult> {
+    const startedAt = Date.now();
+    const deployment = await this.deploymentState(signal);
+    const nonce = this.echo.issue();
+    const pathStart = Date.now();
+    let outcome: string;
+    try {
+      const body = await this.api.proxyGetPod(
+        this.config.podNamespace,
+        this.config.podName,
+        this.port,
+        `${echoRoute}${nonce}`,
+        this.config.timeoutMs,
+        signal,
+      );
+      outcome = body.trim() === nonce ? 'ok' : 'wrongEndpoint';
+    } catch (err) {
+      if (signal.aborted) throw err;
+      outcome = classify(err);
+    }
+    const latencyMs = Date.now() - pathStart;
+    const verdict = this.verdict(outcome, latencyMs, deployment);
+    const figures: Figures = { outcome, latencyMs, ...deploymentFigures(deployment) };
+    return result(this.name, startedAt, verdict, figures);
+  }
+
+  private verdict(outcome: string, latencyMs: number, deployment: DeploymentState): Verdict {
+    const agent = describeDeployment(deployment, this.config.deployment);
+    const target = `API server -> pod ${this.config.podNamespace}/${this.config.podName}:${this.port}`;
+    if (outcome === 'ok') {
+      return { healthy: true, reason: 'KonnectivityPathHealthy', message: `${target} answered in ${latencyMs}ms; ${agent}` };
+    }
+    const fix =
+      deployment.mode === 'konnectivity'
+        ? `; first fix: kubectl rollout restart deploy ${this.config.deployment} -n ${this.config.namespace}`
+        : '';
+    const what: Record<string, [string, string]> = {
+      apiServerUnreachable: ['APIServerUnreachable', 'this node cannot reach the API server (routing, firewall or NVA egress rules)'],
+      nodeUnreachable: ['NodeUnreachableFromAPIServer', `the API server cannot reach this node (${target})`],
+      timeout: ['KonnectivityTimeout', `${target} timed out after ${latencyMs}ms`],
+      tls: ['APIServerTLSError', 'TLS to the API server failed (CA or certificate problem)'],
+      wrongEndpoint: ['KonnectivityWrongEndpoint', `${target} reached an endpoint that does not know this agent's nonce`],
+      forbidden: ['KonnectivityForbidden', 'RBAC refuses pods/proxy to this agent: check the nodepulse-agent ClusterRole'],
+    };
+    const [reason, text] = what[outcome] ?? ['KonnectivityPathFailed', `${target} failed (${outcome})`];
+    return { healthy: false, reason, message: `${text}; ${agent}${fix}` };
+  }
+
+  private async deploymentState(signal: AbortSignal): Promise<DeploymentState> {
+    const now = Date.now();
+    if (this.deployment && now - this.deployment.at < this.config.deploymentCacheSeconds * 1000) return this.deployment.state;
+    let state: DeploymentState;
+    try {
+      const d: V1Deployment = await this.api.getDeployment(this.config.namespace, this.config.deployment, signal);
+      state = { mode: 'konnectivity', ready: numberOr0(d.status?.readyReplicas), desired: numberOr0(d.spec?.replicas ?? 1) };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      state = err instanceof KubeApiError && err.status === 404 ? { mode: 'direct' } : { mode: 'unknown', error: (err as Error).message };
+    }
+    // An unknown state is not cached: the next sample asks again.
+    this.deployment = state.mode === 'unknown' ? undefined : { state, at: now };
+    return state;
+  }
+}
+
+/** Who failed: the node -> API server leg, the API server -> node leg, or neither answered in time. */
+function classify(err: unknown): string {
+  if (!(err instanceof KubeApiError)) return 'apiServerUnreachable';
+  if (err.status === 0) {
+    if (tlsCodes.test(err.reason)) return 'tls';
+    if (err.reason === 'Timeout') return 'timeout';
+    if (unreachableCodes.has(err.reason)) return 'apiServerUnreachable';
+    return 'apiServerUnreachable';
+  }
+  if (err.status === 403 || err.status === 401) return 'forbidden';
+  if (err.status === 404) return 'wrongEndpoint';
+  if (/timeout|deadline exceeded/i.test(err.message) || err.status === 504) return 'timeout';
+  if (err.status === 502 || err.status === 503 || err.status === 500) return 'nodeUnreachable';
+  return `http${err.status}`;
+}
+
+function numberOr0(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
+}
+
+function describeDeployment(state: DeploymentState, name: string): string {
+  switch (state.mode) {
+    case 'direct':
+      return `no ${name} deployment: direct mode (API server reaches nodes without a tunnel)`;
+    case 'konnectivity':
+      return `${name} ${state.ready}/${state.desired} ready`;
+    case 'unknown':
+      return `${name} state unknown (${state.error})`;
+  }
+}
+
+function deploymentFigures(state: DeploymentState): Figures {
+  return state.mode === 'konnectivity'
+    ? { mode: state.mode, agentReady: state.ready, agentDesired: state.desired }
+    : state.mode === 'direct'
+      ? { mode: state.mode }
+      : { mode: state.mode, deploymentError: state.error };
+}
