@@ -1,0 +1,91 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TestDnsServer } from '../support/dnsServer.js';
+
+const run = promisify(execFile);
+// The built CLI, as users run it (`npm test` builds first).
+const cli = join(import.meta.dirname, '../../dist/agent/cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'nodepulse-cli-'));
+let dns: TestDnsServer;
+
+/** Runs the agent CLI, never throwing on exit codes. */
+async function agent(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+function config(kubeletUrl: string): string {
+  const path = join(dir, `config-${Math.random()}.yaml`);
+  writeFileSync(
+    path,
+    [
+      'probes:',
+      '  kubelet:',
+      `    url: ${kubeletUrl}`,
+      '    timeoutMs: 500',
+      '  dns:',
+      '    timeoutMs: 500',
+      '    checks:',
+      `      - { name: LocalDNS, server: "${dns.address}", query: node.example, type: A }`,
+      '  cpu: { someAvg10Percent: 100, utilisationPercent: 100, loadPerCore: 1000 }',
+      '  diskSpace: { paths: [/] , usedPercent: 100, inodesUsedPercent: 100 }',
+      '  diskIO: { someAvg10Percent: 100, fullAvg10Percent: 100 }',
+      '  memory: { someAvg10Percent: 100, fullAvg10Percent: 100, availablePercent: 0, availableMiB: 0 }',
+    ].join('\n'),
+  );
+  return path;
+}
+
+beforeAll(async () => {
+  dns = await TestDnsServer.start({ records: { A: ['10.1.2.3'] } });
+});
+afterAll(async () => {
+  await dns.stop();
+});
+
+describe('nodepulse-agent --once', () => {
+  it('prints one row per probe and exits 1 when a check finds a problem', async () => {
+    // Nothing listens on port 1: the kubelet check fails, everything else passes.
+    const res = await agent(['--once', '--config', config('http://127.0.0.1:1/healthz')]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(/^PROBE\s+STATUS\s+REASON/);
+    expect(res.stdout).toMatch(/kubelet\s+PROBLEM\s+KubeletUnreachable/);
+    expect(res.stdout).toMatch(/dns\s+OK/);
+    expect(res.stdout).toMatch(/1 problem found/);
+  });
+
+  it('prints JSON with the figures of every probe', async () => {
+    const res = await agent(['--once', '--output', 'json', '--config', config('http://127.0.0.1:1/healthz')]);
+    const results = JSON.parse(res.stdout) as Array<{ probe: string; healthy: boolean; figures: Record<string, unknown> }>;
+    expect(results.map((r) => r.probe).sort()).toEqual(['cpu', 'diskIO', 'diskSpace', 'dns', 'kubelet', 'memory', 'pid']);
+    expect(results.find((r) => r.probe === 'diskIO')?.figures.baseline).toBe(false);
+  });
+
+  it('exits 2 and names the field for a bad config, without a stack trace', async () => {
+    const res = await agent(['--once'], { NODEPULSE__probes__cpu__someAvg10Percent: '250' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/probes\.cpu\.someAvg10Percent/);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('refuses to publish without a node name, saying how to set it', async () => {
+    const res = await agent(['--once'], { NODEPULSE__publish__enabled: 'true', NODE_NAME: '' });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/NODE_NAME/);
+  });
+
+  it('rejects unknown flags with the usage', async () => {
+    const res = await agent(['--bogus']);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/Usage: nodepulse-agent/);
+  });
+});

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { CoreV1Event } from '@kubernetes/client-node';
+import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
+import { KubeApiError } from '../../agent/kube/kubeClient.js';
+import { EventRecorder } from '../../agent/publish/eventRecorder.js';
+import { Backoff } from '../../agent/publish/backoff.js';
+
+/** Records the writes the recorder makes; can be told to fail like an absent API server. */
+class FakeEventsApi {
+  created: CoreV1Event[] = [];
+  patched: Array<{ name: string; patch: Partial<CoreV1Event> }> = [];
+  down = false;
+  async createEvent(_ns: string, event: CoreV1Event) {
+    if (this.down) throw new KubeApiError('connect ECONNREFUSED', 0, 'ECONNREFUSED');
+    this.created.push(event);
+    return event;
+  }
+  async patchEvent(_ns: string, name: string, patch: Partial<CoreV1Event>) {
+    if (this.down) throw new KubeApiError('connect ECONNREFUSED', 0, 'ECONNREFUSED');
+    this.patched.push({ name, patch });
+    return {} as CoreV1Event;
+  }
+}
+
+function recorder(api: FakeEventsApi, clock: { t: number }, overrides = {}) {
+  return new EventRecorder(
+    api as unknown as AgentKubeApi,
+    { nodeName: 'node-a', nodeUid: 'uid-1', component: 'nodepulse-agent', burst: 3, perMinute: 6, dedupWindowMs: 600_000, maxQueued: 5, ...overrides },
+    pino({ level: 'silent' }),
+    () => clock.t,
+  );
+}
+
+describe('node events', () => {
+  it('are written on the Node with reason, figures and the agent as source', async () => {
+    const api = new FakeEventsApi();
+    const r = recorder(api, { t: 1_000_000 });
+    r.record('Warning', 'ClusterDNSTimeout', 'ClusterDNS timed out after 2000 ms');
+    expect(await r.drain()).toBe(true);
+    expect(api.created[0]).toMatchObject({
+      involvedObject: { kind: 'Node', name: 'node-a', uid: 'uid-1' },
+      type: 'Warning',
+      reason: 'ClusterDNSTimeout',
+      message: 'ClusterDNS timed out after 2000 ms',
+      source: { component: 'nodepulse-agent', host: 'node-a' },
+      reportingComponent: 'nodepulse-agent',
+      count: 1,
+    });
+  });
+
+  it('a repeat of the same problem bumps the count of the existing event instead of creating another', async () => {
+    const api = new FakeEventsApi();
+    const clock = { t: 0 };
+    const r = recorder(api, clock);
+    r.record('Warning', 'ClusterDNSTimeout', 'first');
+    await r.drain();
+    clock.t = 60_000;
+    r.record('Warning', 'ClusterDNSTimeout', 'second');
+    await r.drain();
+    expect(api.created).toHaveLength(1);
+    expect(api.patched).toEqual([{ name: api.created[0]?.metadata?.name, patch: expect.objectContaining({ count: 2, message: 'second' }) }]);
+  });
+
+  it('a flapping probe cannot exceed the burst and rate; what was dropped is said in the next event', async () => {
+    const api = new FakeEventsApi();
+    const clock = { t: 0 };
+    const r = recorder(api, clock);
+    for (let i = 0; i < 5; i++) r.record('Warning', `Flap${i}`, `flap ${i}`);
+    await r.drain();
+    expect(api.created).toHaveLength(3);
+    expect(r.dropped).toBe(2);
+    clock.t = 10_000; // one token back at 6 per minute
+    r.record('Normal', 'Recovered', 'back');
+    await r.drain();
+    expect(api.created).toHaveLength(4);
+    expect(api.created[3]?.message).toBe('back (2 earlier events suppressed by the rate limit)');
+  });
+
+  it('keeps a bounded queue while the API server is away and writes it when it is back', async () => {
+    const api = new FakeEventsApi();
+    const clock = { t: 0 };
+    const r = recorder(api, clock, { burst: 10 });
+    api.down = true;
+    for (let i = 0; i < 8; i++) r.record('Warning', `Problem${i}`, `p${i}`);
+    expect(await r.drain()).toBe(false);
+    expect(r.queued).toBe(5);
+    api.down = false;
+    expect(await r.drain()).toBe(true);
+    expect(api.created.map((e) => e.reason)).toEqual(['Problem3', 'Problem4', 'Problem5', 'Problem6', 'Problem7']);
+  });
+});
+
+describe('backoff', () => {
+  it('grows exponentially up to the cap, with full jitter, and honours Retry-After', () => {
+    const b = new Backoff(500, 8000, () => 1);
+    expect([b.next(), b.next(), b.next(), b.next(), b.next(), b.next()]).toEqual([500, 1000, 2000, 4000, 8000, 8000]);
+    expect(b.next(30)).toBe(30_000);
+    b.reset();
+    expect(new Backoff(500, 8000, () => 0.5).next()).toBe(250);
+  });
+});
