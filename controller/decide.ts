@@ -34,7 +34,7 @@ export type RemediationDecision =
   | { kind: 'none'; why: string }
   /** A step is running or the node has time to recover; nothing to do before `until`. */
   | { kind: 'wait'; why: string; until: number }
-  /** Write `state` (with the Node's resourceVersion), then run `step` with the provider. */
+  /** Write `state` (with the Node's resourceVersion), then run `step` with the provider; `why` completes "started because ...". */
   | { kind: 'start'; step: Step; attempt: number; why: string; state: RemediationState; stillUnhealthyAfter?: Step }
   /** The node is healthy again: write `state`; `healedBy` is the step that ended before. */
   | { kind: 'recovered'; why: string; state: RemediationState; healedBy?: Step }
@@ -94,7 +94,7 @@ function decideRemediation(
 function newSequence(ctx: Context): RemediationDecision {
   const notYet = notYetEligible(ctx);
   if (notYet) return notYet;
-  return startIfAllowed(ctx, undefined, 'reboot', 1, `${describeUnhealthy(ctx)}; first step of the sequence`);
+  return startIfAllowed(ctx, undefined, 'reboot', 1, describeUnhealthy(ctx));
 }
 
 /** A ladder under way: a step runs, the node recovers, or the next step is due. */
@@ -127,7 +127,7 @@ function duringSequence(ctx: Context, state: RemediationState): RemediationDecis
       return { kind: 'wait', why: `waiting for the node to recover after ${state.step} (until ${iso(recoveredBy)})`, until: recoveredBy };
     }
   }
-  return nextStep(ctx, state, lastOutcome, completed ? `still unhealthy after ${state.step}` : `${state.step} failed (${state.error})`);
+  return nextStep(ctx, state, lastOutcome, completed ? `the node is still unhealthy after ${state.step}` : `${state.step} failed (${state.error})`);
 }
 
 /** Healthy after a step: clear the state after the flap window, or continue the ladder on relapse. */
@@ -144,7 +144,7 @@ function afterRecovery(ctx: Context, state: RemediationState): RemediationDecisi
   if (notYet) return notYet;
   const overBound = pastOverallBound(ctx, state, undefined);
   if (overBound) return overBound;
-  return nextStep(ctx, state, undefined, `relapsed within the flap window after recovering from ${state.step}`);
+  return nextStep(ctx, state, undefined, `the node relapsed within the flap window after recovering from ${state.step}`);
 }
 
 /** Gave up: nothing more until the node has been healthy for a flap window (then a clean slate). */
@@ -198,7 +198,7 @@ function startIfAllowed(
     kind: 'start',
     step,
     attempt,
-    why: `${why}; ${step}, attempt ${attempt} of ${ctx.config.ladder.maxAttempts}`,
+    why,
     state: startStep(previous, step, attempt, ctx.now),
   };
   if (stillUnhealthyAfter) decision.stillUnhealthyAfter = stillUnhealthyAfter;
@@ -283,7 +283,7 @@ function needsHuman(state: RemediationState, reason: string, stillUnhealthyAfter
 function describeUnhealthy(ctx: Context): string {
   const { health, now } = ctx;
   if (health.state === 'healthy') return 'healthy';
-  return `unhealthy (${health.why}) for ${formatDuration(now - health.unhealthyAt)}`;
+  return `${health.why} persisted ${formatDuration(now - health.since)}, unhealthy for ${formatDuration(now - health.unhealthyAt)}`;
 }
 
 function iso(ms: number): string {

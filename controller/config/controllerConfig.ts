@@ -203,6 +203,22 @@ export const controllerConfigSchema = z
           'needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds, so a leader stops acting before its lease can expire',
       });
     }
+    const azure = config.provider.azure;
+    if (config.provider.type === 'azure' && azure.credential === 'workload-identity') {
+      for (const [field, variable] of [
+        ['tenantId', 'AZURE_TENANT_ID'],
+        ['clientId', 'AZURE_CLIENT_ID'],
+        ['federatedTokenFile', 'AZURE_FEDERATED_TOKEN_FILE'],
+      ] as const) {
+        if (!azure[field]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['provider', 'azure', field],
+            message: `required for workload identity; set it or ${variable} (the AKS workload identity webhook sets it), or use credential: managed-identity`,
+          });
+        }
+      }
+    }
     if (config.quarantine.enabled && config.quarantine.conditions.length === 0) {
       ctx.addIssue({
         code: 'custom',

@@ -42,6 +42,7 @@ describe('controller config', () => {
     ['leaderElection:\n  leaseDurationSeconds: 5\n  renewDeadlineSeconds: 10\n', 'leaderElection: needs retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds'],
     ['quarantine:\n  enabled: true\n', 'quarantine.conditions'],
     ['optOut:\n  key: "not a key!"\n', 'optOut.key'],
+    ['provider:\n  type: azure\n', 'provider.azure.tenantId: required for workload identity'],
   ])('rejects %j naming the field', (text, field) => {
     expect(() => loadControllerConfig(configFile(text), {})).toThrow(ConfigError);
     expect(() => loadControllerConfig(configFile(text), {})).toThrow(field);

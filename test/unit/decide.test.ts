@@ -540,3 +540,14 @@ describe('giving up and what follows', () => {
     expect(state).toEqual({ phase: 'unreadable', error: expect.stringContaining('not JSON') });
   });
 });
+
+describe('what a start says', () => {
+  it('the first reboot says what persisted and for how long', () => {
+    expect(decideAt({ ready: 'False', readySince: at(0) }, at(15))).toMatchObject({
+      kind: 'start',
+      step: 'reboot',
+      attempt: 1,
+      why: 'Ready=False persisted 15m, unhealthy for 5m',
+    });
+  });
+});

@@ -1,0 +1,79 @@
+import type { CoreV1Event } from '@kubernetes/client-node';
+import { nodeEvent } from '../agent/kube/nodeEvent.js';
+import type { ControllerConfig } from './config/controllerConfig.js';
+import type { RemediationDecision } from './decide.js';
+import { formatDuration } from './detection.js';
+import type { ProviderResult } from './providers/provider.js';
+import type { Step } from './remediationState.js';
+
+/**
+ * The Events the ladder leaves on the Node, with AKS auto-repair's reasons
+ * (NodeRebootStart/End/Error, NodeReimage..., NodeRedeploy...) and messages in the spirit of
+ * its documentation; the provider's error code goes verbatim into every *Error event. A few
+ * reasons of our own say what AKS leaves unsaid: why nothing started, and when a human is needed.
+ */
+export interface EventContext {
+  node: { name: string; uid?: string };
+  config: ControllerConfig;
+  /** reportingInstance / source.host: this replica. */
+  instance: string;
+  now: Date;
+}
+
+type StartDecision = Extract<RemediationDecision, { kind: 'start' }>;
+
+const stepNames: Record<Step, string> = { reboot: 'Reboot', reimage: 'Reimage', redeploy: 'Redeploy' };
+
+export function stepReason(step: Step, phase: 'Start' | 'End' | 'Error'): string {
+  return `Node${stepNames[step]}${phase}`;
+}
+
+export function stepStartEvent(ctx: EventContext, decision: StartDecision, dryRun: boolean): CoreV1Event {
+  const position =
+    decision.step === 'reboot' ? 'first step of the sequence' : decision.step === 'reimage' ? 'second step of the sequence' : 'last step of the sequence';
+  const message = `${stepNames[decision.step]} started because ${decision.why}; ${position} (attempt ${decision.attempt} of ${ctx.config.ladder.maxAttempts})${
+    dryRun ? ' [dry run: nothing is done]' : ''
+  }`;
+  return event(ctx, 'Normal', stepReason(decision.step, 'Start'), message);
+}
+
+export function stepEndEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: true }>): CoreV1Event {
+  const wait = formatDuration(ctx.config.ladder.recoveryWaitSeconds[step] * 1000);
+  const message = `${stepNames[step]} finished: ${result.detail}. This says nothing about the node's health, which is checked over the next ${wait}`;
+  return event(ctx, 'Normal', stepReason(step, 'End'), message);
+}
+
+export function stepErrorEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: false }>): CoreV1Event {
+  return event(ctx, 'Warning', stepReason(step, 'Error'), `${stepNames[step]} failed: ${result.code}: ${result.message}`);
+}
+
+export function recoveredEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'recovered' }>): CoreV1Event {
+  return event(ctx, 'Normal', 'NodeRemediationRecovered', `Node ${decision.why}; the remediation sequence ends here`);
+}
+
+export function needsHumanEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'needs-human' }>): CoreV1Event {
+  return event(
+    ctx,
+    'Warning',
+    'NodeRemediationNeedsHuman',
+    `Auto-repair gave up: ${decision.why}. A person needs to look at this node (label ${ctx.config.needsHumanLabel}=true)`,
+  );
+}
+
+/** Why a needed remediation is not starting: the circuit breaker, a skip rule, a limit. */
+export function heldBackEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'skip' | 'defer' }>): CoreV1Event {
+  if (decision.kind === 'defer') return event(ctx, 'Normal', 'NodeRemediationDeferred', `Not remediating: ${decision.why}`);
+  return event(ctx, 'Warning', 'NodeRemediationSkipped', `Not remediating (${decision.rule}): ${decision.why}`);
+}
+
+function event(ctx: EventContext, type: 'Normal' | 'Warning', reason: string, message: string): CoreV1Event {
+  return nodeEvent({
+    node: ctx.node,
+    type,
+    reason,
+    message,
+    component: ctx.config.events.reportingComponent,
+    host: ctx.config.events.reportingInstance ?? ctx.instance,
+    now: ctx.now,
+  });
+}
