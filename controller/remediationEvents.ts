@@ -4,6 +4,7 @@ import type { ControllerConfig } from './config/controllerConfig.js';
 import type { RemediationDecision } from './decide.js';
 import { formatDuration } from './detection.js';
 import type { ProviderResult } from './providers/provider.js';
+import type { QuarantineDecision } from './quarantine.js';
 import type { Step } from './remediationState.js';
 
 /**
@@ -64,6 +65,12 @@ export function needsHumanEvent(ctx: EventContext, decision: Extract<Remediation
 export function heldBackEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'skip' | 'defer' }>): CoreV1Event {
   if (decision.kind === 'defer') return event(ctx, 'Normal', 'NodeRemediationDeferred', `Not remediating: ${decision.why}`);
   return event(ctx, 'Warning', 'NodeRemediationSkipped', `Not remediating (${decision.rule}): ${decision.why}`);
+}
+
+export function quarantineEvent(ctx: EventContext, decision: Extract<QuarantineDecision, { kind: 'add' | 'remove' }>): CoreV1Event {
+  const taint = `${ctx.config.quarantine.taintKey}:NoSchedule`;
+  if (decision.kind === 'add') return event(ctx, 'Warning', 'NodeQuarantined', `Tainted ${taint} while ${decision.why}`);
+  return event(ctx, 'Normal', 'NodeQuarantineLifted', `Removed taint ${taint}: ${decision.why}`);
 }
 
 function event(ctx: EventContext, type: 'Normal' | 'Warning', reason: string, message: string): CoreV1Event {

@@ -182,6 +182,8 @@ export const controllerConfigSchema = z
     stateAnnotation: qualifiedKey.default('nodepulse.io/remediation-state'),
     /** Set on a node the ladder gave up on, so `kubectl get nodes -l` finds them. */
     needsHumanLabel: qualifiedKey.default('nodepulse.io/needs-human'),
+    /** Every node is re-evaluated at least this often (Node changes trigger a pass sooner). */
+    passIntervalSeconds: seconds.default(10),
     detection: withDefaults(detection),
     ladder: withDefaults(ladder),
     safety: withDefaults(safety),

@@ -1,0 +1,128 @@
+#!/usr/bin/env node
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ConfigError } from '../agent/config/configError.js';
+import { createLogger } from '../agent/log.js';
+import { loadControllerConfig } from './config/controllerConfig.js';
+import { ControllerLoop } from './controllerLoop.js';
+import { kubeLeaseStore } from './kubeLeaseStore.js';
+import { LeaderElector, runLeaderElection } from './leaderElection.js';
+import { ControllerMetrics } from './metrics.js';
+import { startMetricsServer } from './metricsServer.js';
+import { describeApiError } from './nodeWrites.js';
+import { createProvider } from './providers/createProvider.js';
+
+const usage = `Usage: nodepulse-controller [--config FILE] [--metrics-port N] [--metrics-address ADDR]
+
+Watches Nodes and repairs unhealthy ones the way AKS node auto-repair does (reboot, reimage,
+redeploy), with a circuit breaker, in-flight limits and leader election. The provider is
+dry-run unless the config says azure or agent.
+  --config FILE          YAML or JSON config (default: built-in defaults)
+  --metrics-port N       port of /metrics, /healthz, /readyz (default from config: 20259)
+  --metrics-address A    bind address of that endpoint (default from config: 0.0.0.0)
+Environment: KUBECONFIG, LOG_LEVEL, POD_NAME (leader identity), AZURE_CLIENT_ID,
+AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, and NODEPULSE__a__b=value for any config key.`;
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        config: { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'metrics-address': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const config = loadControllerConfig(args.config);
+  if (args['metrics-port'] !== undefined) {
+    const port = Number(args['metrics-port']);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new ConfigError([`--metrics-port: "${args['metrics-port']}" is not a port; use 0-65535`], 'command line');
+    }
+    config.metrics.port = port;
+  }
+  if (args['metrics-address'] !== undefined) config.metrics.address = args['metrics-address'];
+
+  const log = createLogger('nodepulse-controller');
+  const kubeConfig = new KubeConfig();
+  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
+  else kubeConfig.loadFromDefault();
+
+  const metrics = new ControllerMetrics();
+  const election = config.leaderElection;
+  const timing = {
+    leaseDurationMs: election.leaseDurationSeconds * 1000,
+    renewDeadlineMs: election.renewDeadlineSeconds * 1000,
+    retryPeriodMs: election.retryPeriodSeconds * 1000,
+  };
+  // Unique per process, so a restarted pod never mistakes its predecessor's lease for its own.
+  const identity = `${process.env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`;
+  const elector = new LeaderElector(
+    kubeLeaseStore(kubeConfig.makeApiClient(CoordinationV1Api), election.namespace, election.leaseName),
+    identity,
+    timing,
+    Date.now,
+    {
+      onError: (err) => log.warn({ err: describeApiError(err) }, 'leader lease read or renew failed'),
+      onNewLeader: (leader) => log.info({ leader, self: leader === identity }, 'leader observed'),
+    },
+  );
+  const provider = createProvider(config, kubeConfig.makeApiClient(CoreV1Api));
+  const loop = new ControllerLoop(kubeConfig, {
+    config,
+    provider,
+    metrics,
+    log,
+    isLeader: () => elector.isLeader(),
+    leaseAnnotations: () => elector.annotations,
+    instance: identity,
+  });
+  let synced = false;
+  const endpoint = await startMetricsServer(metrics, { address: config.metrics.address, port: config.metrics.port, ready: () => synced });
+  log.info({ identity, provider: provider.name, metricsPort: endpoint.port, paused: config.paused }, 'nodepulse controller starting');
+
+  const stop = new AbortController();
+  process.once('SIGTERM', () => stop.abort('SIGTERM'));
+  process.once('SIGINT', () => stop.abort('SIGINT'));
+  try {
+    await loop.start();
+    synced = true;
+    await runLeaderElection(elector, timing, stop.signal, (leadership) => {
+      metrics.setLeader(true);
+      leadership.addEventListener('abort', () => metrics.setLeader(false), { once: true });
+      void loop.lead(leadership);
+    });
+    log.info({ signal: String(stop.signal.reason) }, 'shutting down; leader lease released');
+  } finally {
+    await loop.stop();
+    await endpoint.close();
+  }
+  return 0;
+}
+
+/** Errors an operator fixes in config or cluster: one clear line, no stack trace. */
+const operatorErrors = new Set(['ConfigError']);
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const error = err as Error;
+    const known = operatorErrors.has(error?.name);
+    process.stderr.write(`nodepulse-controller: ${known ? error.message : (error?.stack ?? String(err))}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,40 @@
+import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
+import type { ControllerConfig } from '../config/controllerConfig.js';
+import { describeApiError } from '../nodeWrites.js';
+import { AgentProvider, type NodeAnnotator } from './agentProvider.js';
+import { AzureProvider } from './azureProvider.js';
+import { DryRunProvider } from './dryRunProvider.js';
+import type { RemediationProvider } from './provider.js';
+
+/** The provider the config names; `dry-run` unless told otherwise. */
+export function createProvider(config: ControllerConfig, core: CoreV1Api): RemediationProvider {
+  switch (config.provider.type) {
+    case 'dry-run':
+      return new DryRunProvider();
+    case 'azure':
+      return new AzureProvider(config.provider.azure);
+    case 'agent':
+      return new AgentProvider(annotateNode(core), config.provider.agent.rebootRequestAnnotation);
+  }
+}
+
+/** Sets annotations on a Node; a refusal carries the API server's Status reason (e.g. Forbidden). */
+function annotateNode(core: CoreV1Api): NodeAnnotator {
+  return async (name, annotations) => {
+    try {
+      await core.patchNode({ name, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    } catch (err) {
+      const body = err instanceof ApiException ? parse(err.body) : undefined;
+      throw Object.assign(new Error(describeApiError(err)), { reason: typeof body?.reason === 'string' ? body.reason : 'RebootRequestFailed' });
+    }
+  };
+}
+
+function parse(body: unknown): { reason?: unknown } | undefined {
+  if (typeof body !== 'string') return body as { reason?: unknown } | undefined;
+  try {
+    return JSON.parse(body) as { reason?: unknown };
+  } catch {
+    return undefined;
+  }
+}
