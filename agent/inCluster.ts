@@ -11,6 +11,7 @@ import type { ProbeFactory } from './probes/registry.js';
 import type { ProbeName } from './conditions/conditionTypes.js';
 import { ConditionPublisher } from './publish/conditionPublisher.js';
 import { EventRecorder } from './publish/eventRecorder.js';
+import { RebootOnRequest } from './reboot/rebootOnRequest.js';
 import type { RouteHandler } from './server/healthServer.js';
 
 export const agentComponent = 'nodepulse-agent';
@@ -26,6 +27,7 @@ export class InClusterWiring {
   readonly probeFactories: Partial<Record<ProbeName, ProbeFactory>>;
   readonly routes: Record<string, RouteHandler>;
   private publisher: ConditionPublisher | undefined;
+  private reboot: RebootOnRequest | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -80,10 +82,15 @@ export class InClusterWiring {
     await publisher.adopt();
     agent.loop.on('observation', (observation) => publisher.onObservation(observation));
     publisher.start();
+    if (this.config.reboot.enabled) {
+      this.reboot = new RebootOnRequest(this.api, this.config.reboot, this.config.nodeName, this.config.procRoot, events, this.log);
+      this.reboot.start();
+    }
     return publisher;
   }
 
   stop(): void {
+    this.reboot?.stop();
     this.publisher?.stop();
     this.api.client.close();
   }

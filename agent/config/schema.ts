@@ -143,6 +143,22 @@ const publish = z.strictObject({
 });
 
 // prefault, not default: zod 4 returns a default as is, so `.default({})` would skip the inner defaults.
+/**
+ * The `agent` remediation provider: the controller sets `annotation` on the Node and the agent
+ * there runs `command` once per request newer than the host's boot, kured-style.
+ */
+const reboot = z.strictObject({
+  enabled: z.boolean().default(false),
+  annotation: z
+    .string()
+    .regex(/^([a-z0-9.-]+\/)?[A-Za-z0-9][-A-Za-z0-9_.]*$/, 'must be an annotation key such as nodepulse.io/reboot-request')
+    .default('nodepulse.io/reboot-request'),
+  /** Runs in the agent's container; with hostPID, nsenter reaches the host's systemd. */
+  command: z.array(z.string().min(1)).min(1).default(['nsenter', '--target', '1', '--mount', '--', '/bin/systemctl', 'reboot']),
+  /** Requests older than this are ignored (a controller that died long ago). */
+  maxRequestAgeSeconds: seconds.default(3600),
+});
+
 const withDefaults = <T extends z.ZodType>(s: T) => s.prefault({} as never);
 
 export const agentConfigSchema = z.strictObject({
@@ -153,6 +169,7 @@ export const agentConfigSchema = z.strictObject({
   kubeconfig: z.string().optional(),
   server: withDefaults(server),
   publish: withDefaults(publish),
+  reboot: withDefaults(reboot),
   probes: withDefaults(
     z.strictObject({
       cpu: withDefaults(cpu),

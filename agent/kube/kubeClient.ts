@@ -37,6 +37,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Accept a non-JSON body (e.g. a proxied health endpoint). */
   raw?: boolean;
+  /** Stream a 2xx body line by line (watches) instead of collecting it; `timeoutMs` is then an idle timeout. */
+  onLine?: (line: string) => void;
 }
 
 const maxBodyBytes = 8 * 1024 * 1024;
@@ -91,6 +93,30 @@ export class KubeClient {
     throw apiError(method, path, status, headers, body);
   }
 
+  /**
+   * A watch: each JSON line of the stream goes to `onEvent` until the server ends it (its
+   * `timeoutSeconds`), `signal` aborts it, or it fails (a KubeApiError, 410 Gone included).
+   */
+  async watch<T>(path: string, onEvent: (event: { type: string; object: T }) => void, options: { idleTimeoutMs: number; signal?: AbortSignal }): Promise<void> {
+    const onLine = (line: string) => {
+      let event: { type?: unknown; object?: unknown };
+      try {
+        event = JSON.parse(line) as typeof event;
+      } catch {
+        throw new KubeApiError(`watch ${path}: a line of the stream is not JSON`, 0, 'MalformedReply');
+      }
+      if (event.type === 'ERROR') {
+        const status = event.object as { code?: number; reason?: string; message?: string };
+        throw new KubeApiError(`watch ${path}: ${status.message ?? 'error'}`, status.code ?? 0, status.reason ?? 'WatchError');
+      }
+      if (typeof event.type === 'string' && typeof event.object === 'object' && event.object !== null) {
+        onEvent({ type: event.type, object: event.object as T });
+      }
+    };
+    const { status, headers, body } = await this.send('GET', path, { timeoutMs: options.idleTimeoutMs, signal: options.signal, onLine });
+    if (status < 200 || status >= 300) throw apiError('GET', path, status, headers, body);
+  }
+
   close(): void {
     this.agent?.destroy();
   }
@@ -138,6 +164,35 @@ export class KubeClient {
           signal: options.signal,
         },
         (res) => {
+          const status = res.statusCode ?? 0;
+          if (options.onLine && status >= 200 && status < 300) {
+            let pending = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              pending += chunk;
+              if (pending.length > maxBodyBytes) {
+                req.destroy(new KubeApiError(`${method} ${path}: a watch event larger than ${maxBodyBytes} bytes`, 0, 'ReplyTooLarge'));
+                return;
+              }
+              let newline = pending.indexOf('\n');
+              while (newline >= 0) {
+                const line = pending.slice(0, newline).trim();
+                pending = pending.slice(newline + 1);
+                if (line) {
+                  try {
+                    options.onLine?.(line);
+                  } catch (err) {
+                    req.destroy(err as Error);
+                    return;
+                  }
+                }
+                newline = pending.indexOf('\n');
+              }
+            });
+            res.on('end', () => resolve({ status, headers: res.headers, body: '' }));
+            res.on('error', reject);
+            return;
+          }
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (chunk: Buffer) => {
@@ -148,7 +203,7 @@ export class KubeClient {
             }
             chunks.push(chunk);
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () => resolve({ status, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
           res.on('error', reject);
         },
       );
