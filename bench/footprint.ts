@@ -2,12 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestDnsServer } from '../test/support/dnsServer.js';
-import { startAgent, nodeVersion, projectNode, waitForOk } from './support/agentProcess.js';
+import { startAgent, nodeVersion, projectNode } from './support/agentProcess.js';
 import type { BenchOptions } from './support/benchOptions.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import type { BenchProcess } from './support/benchProcess.js';
 import { ratio, renderTable, writeResults } from './support/benchOutput.js';
 import { clockTicksPerSecond, footprintFigures, sampleSideBySide, type FootprintFigures } from './support/footprintSampler.js';
+import { PROBE_INTERVAL_SECONDS, standaloneAgentConfig } from './support/benchAgentConfig.js';
 import { freeLoopbackPort } from './support/loopbackPort.js';
 import { machineFacts } from './support/machine.js';
 import { nodeProblemDetectorBinary, nodeProblemDetectorVersion, startNodeProblemDetector } from './support/nodeProblemDetector.js';
@@ -18,7 +19,7 @@ import { nodeProblemDetectorBinary, nodeProblemDetectorVersion, startNodeProblem
  * Extra agent rows run the same config under cheap V8 memory flags, to measure what they save.
  */
 
-const INTERVAL_SECONDS = 10;
+const INTERVAL_SECONDS = PROBE_INTERVAL_SECONDS;
 const WARMUP_SECONDS = 2 * INTERVAL_SECONDS;
 const RSS_BUDGET_MIB = 64;
 
@@ -28,23 +29,6 @@ const agentVariants: Array<{ name: string; nodeFlags: string[] }> = [
   { name: 'agent --lite-mode', nodeFlags: ['--lite-mode'] },
   { name: 'agent --max-semi-space-size=1 --lite-mode', nodeFlags: ['--max-semi-space-size=1', '--lite-mode'] },
 ];
-
-function standaloneAgentConfig(port: number, dnsServer: string, query: string) {
-  const every = { intervalSeconds: INTERVAL_SECONDS };
-  return {
-    server: { address: '127.0.0.1', port },
-    probes: {
-      cpu: every,
-      memory: every,
-      diskIO: every,
-      diskSpace: every,
-      dns: { ...every, checks: [{ name: 'BenchDNS', server: dnsServer, query }] },
-      pid: { enabled: false },
-      kubelet: { enabled: false },
-      konnectivity: { enabled: false },
-    },
-  };
-}
 
 interface Contender {
   name: string;
@@ -87,7 +71,7 @@ export async function runFootprint(options: BenchOptions) {
     for (const [i, variant] of [{ name: 'agent', nodeFlags: [] }, ...agentVariants].entries()) {
       const port = await freeLoopbackPort();
       const query = `agent${i}.bench.test`;
-      const process = startAgent({ name: `agent${i}`, dir, config: standaloneAgentConfig(port, dns.address, query), nodeFlags: variant.nodeFlags });
+      const process = startAgent({ name: `agent${i}`, dir, config: standaloneAgentConfig({ port, dnsServer: dns.address, query }), nodeFlags: variant.nodeFlags });
       contenders.push({ name: variant.name, process, query, verify: () => agentDnsCondition(port) });
     }
 
