@@ -88,7 +88,8 @@ export class ControllerLoop {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.writer = new NodeWriter(this.core);
     const watch = new Watch(kubeConfig);
-    this.nodes = new ListWatch<V1Node>('/api/v1/nodes', watch, () => this.core.listNode(), false);
+    const labelSelector = deps.config.nodeSelector || undefined;
+    this.nodes = new ListWatch<V1Node>('/api/v1/nodes', watch, () => this.core.listNode({ labelSelector }), false, labelSelector);
     this.nodes.on('update', (node) => this.onNodeChange(node));
     this.nodes.on('add', (node) => this.onNodeChange(node));
     this.nodes.on('delete', (node) => this.forget(node));
@@ -341,6 +342,8 @@ export class ControllerLoop {
       this.overlay.set(name, { node: result.node, at: this.now() });
       return true;
     }
+    // Our own copy is what went stale (the watch may have shown our write before we kept it).
+    if (result.conflict) this.overlay.delete(name);
     const level = result.conflict ? 'info' : 'warn';
     this.deps.log[level]({ node: name, error: result.error }, result.conflict ? 'node changed since the decision; deciding again next pass' : 'node write failed');
     return false;

@@ -209,7 +209,7 @@ function startIfAllowed(
 function blockingRule(ctx: Context): RemediationDecision | undefined {
   const { node, state, fleet, now, config } = ctx;
   if (config.paused || fleet.paused) return { kind: 'skip', rule: 'paused', why: 'the controller is paused' };
-  const nodeRule = nodeSkipRule(node, config);
+  const nodeRule = nodeSkipRule(node, config, state !== undefined);
   if (nodeRule) return { kind: 'skip', ...nodeRule };
   const platformWindow = config.platform.deferSeconds * 1000;
   if (node.platformRemediationAt !== undefined && now - node.platformRemediationAt < platformWindow) {

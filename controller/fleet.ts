@@ -11,7 +11,7 @@ import { isLeaving } from './skipRules.js';
  * failed-over controller sees the same fleet as its predecessor.
  */
 export interface FleetSummary {
-  /** Nodes the circuit breaker counts: ever Ready and not leaving (scale-down, shutdown). */
+  /** Nodes the circuit breaker counts: ever Ready (or with a ladder state) and not leaving. */
   nodes: number;
   /** Of those, how many are not healthy right now (failing or unhealthy). */
   unhealthy: number;
@@ -51,7 +51,8 @@ export function summariseFleet(
     if (state !== undefined && state.phase !== 'unreadable') {
       lastStartAt = Math.max(lastStartAt ?? 0, state.stepStartedAt);
     }
-    if (isLeaving(facts) || !facts.everReady) continue;
+    // A node with a ladder state was Ready once, even if this replica never saw it so.
+    if (isLeaving(facts) || (!facts.everReady && state === undefined)) continue;
     nodes += 1;
     if (assessHealth(facts, now, config.detection).state !== 'healthy') unhealthy += 1;
     if (config.quarantine.conditions.some((type) => facts.conditions.some((c) => c.type === type && c.status === 'True'))) {

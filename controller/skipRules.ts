@@ -19,7 +19,12 @@ export function isOptedOut(node: NodeFacts, config: ControllerConfig): boolean {
   return node.labels[key] === value || node.annotations[key] === value;
 }
 
-export function nodeSkipRule(node: NodeFacts, config: ControllerConfig): { rule: NodeSkipRule; why: string } | undefined {
+/**
+ * `continuing`: the node already has a ladder under way, so whoever started it saw the node
+ * Ready once; a replica that took over since cannot tell from the Node alone and must not
+ * take it for a never-ready node.
+ */
+export function nodeSkipRule(node: NodeFacts, config: ControllerConfig, continuing: boolean): { rule: NodeSkipRule; why: string } | undefined {
   if (node.taints.some((t) => t.key === SHUTDOWN_TAINT)) {
     return { rule: 'shutdown-taint', why: `taint ${SHUTDOWN_TAINT}: the VM is shut down, not broken` };
   }
@@ -29,7 +34,7 @@ export function nodeSkipRule(node: NodeFacts, config: ControllerConfig): { rule:
   if (isOptedOut(node, config)) {
     return { rule: 'opted-out', why: `opted out by ${config.optOut.key}=${config.optOut.value}` };
   }
-  if (!node.everReady) {
+  if (!node.everReady && !continuing) {
     return { rule: 'never-ready', why: 'never became Ready after registering: a provisioning problem, not one a reboot fixes' };
   }
   return undefined;

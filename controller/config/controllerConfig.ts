@@ -182,6 +182,14 @@ export const controllerConfigSchema = z
     stateAnnotation: qualifiedKey.default('nodepulse.io/remediation-state'),
     /** Set on a node the ladder gave up on, so `kubectl get nodes -l` finds them. */
     needsHumanLabel: qualifiedKey.default('nodepulse.io/needs-human'),
+    /**
+     * Label selector of the Nodes this controller looks after (e.g. `agentpool=nodepool1`); the
+     * circuit breaker counts only these. Empty: every Node.
+     */
+    nodeSelector: z
+      .string()
+      .regex(/^[-A-Za-z0-9_./=!,() ]*$/, 'must be a label selector such as agentpool=nodepool1 or "env in (prod)"')
+      .default(''),
     /** Every node is re-evaluated at least this often (Node changes trigger a pass sooner). */
     passIntervalSeconds: seconds.default(10),
     detection: withDefaults(detection),

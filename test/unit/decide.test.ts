@@ -551,3 +551,13 @@ describe('what a start says', () => {
     });
   });
 });
+
+describe('a replica that takes over', () => {
+  it('continues a ladder on a node it never saw Ready, instead of taking it for a never-ready node', () => {
+    // Created 2 s before it went NotReady: from the Node alone it looks like it never was Ready.
+    const shape: NodeShape = { ready: 'False', createdAt: at(0) - 2_000, readySince: at(0) };
+    const ended: RemediationState = { step: 'reboot', phase: 'ended', attempt: 1, sequenceStartedAt: at(15), stepStartedAt: at(15), stepEndedAt: at(15) };
+    expect(decideAt(shape, at(20), {}, ended)).toMatchObject({ kind: 'start', step: 'reimage' });
+    expect(decideAt(shape, at(20))).toMatchObject({ kind: 'skip', rule: 'never-ready' });
+  });
+});
