@@ -108,8 +108,18 @@ async function setReady(name: string, status: 'True' | 'False'): Promise<void> {
   );
 }
 
-function controllerConfig(pool: string, overrides: { stepTimeoutSeconds?: number } = {}) {
+/** What the agent would publish: one of its conditions. */
+async function setCondition(name: string, type: string, status: 'True' | 'False'): Promise<void> {
+  const now = new Date();
+  await admin.patchNodeStatus(
+    { name, body: { status: { conditions: [{ type, status, reason: type, message: 'set by the test', lastHeartbeatTime: now, lastTransitionTime: now }] } } },
+    setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
+  );
+}
+
+function controllerConfig(pool: string, overrides: { stepTimeoutSeconds?: number; quarantine?: object } = {}) {
   return {
+    ...(overrides.quarantine ? { quarantine: overrides.quarantine } : {}),
     kubeconfig: controllerKubeconfig,
     nodeSelector: `${poolLabel}=${pool}`,
     passIntervalSeconds: 0.5,
@@ -302,5 +312,19 @@ describe('the remediation controller end to end', () => {
     const reasons = await reasonsOf(sick);
     expect(reasons.filter((r) => r === 'NodeRebootStart')).toHaveLength(1);
     expect(reasons.slice(0, 2)).toEqual(['NodeRebootStart', 'NodeReimageStart']);
+  });
+
+  it('quarantines a node with our NoSchedule taint while an agent condition is True, and lifts it when it clears', async () => {
+    const { pool, names } = await createPool(5);
+    startReplica('replica-a', controllerConfig(pool, { quarantine: { enabled: true, conditions: ['KonnectivityUnavailable'] } }));
+    await eventually('the replica to lead', async () => ((await leaseHolder()).startsWith('replica-a') ? true : undefined), 15_000);
+    const node = names[3] ?? '';
+    const ourTaint = async () => (await admin.readNode({ name: node })).spec?.taints?.find((t) => t.key === 'nodepulse.io/quarantined');
+    await setCondition(node, 'KonnectivityUnavailable', 'True');
+    expect(await eventually('the quarantine taint', ourTaint, 10_000)).toMatchObject({ effect: 'NoSchedule' });
+    await setCondition(node, 'KonnectivityUnavailable', 'False');
+    await eventually('the taint to go', async () => ((await ourTaint()) === undefined ? true : undefined), 10_000);
+    expect(await reasonsOf(node)).toEqual(['NodeQuarantined', 'NodeQuarantineLifted']);
+    expect(arm.calls).toEqual([]);
   });
 });
