@@ -91,8 +91,14 @@ export class ControlPlane extends ClusterAccess {
     readonly startupMs: number,
     private readonly processes: readonly ManagedProcess[],
     private readonly unregisterCleanup: () => void,
+    private readonly restartApiserverProcess: (downMs: number) => Promise<void>,
   ) {
     super(kubeconfig, workDir);
+  }
+
+  /** Stops kube-apiserver, keeps it down for `downMs`, starts it again on the same port and waits until ready. */
+  restartApiserver(downMs: number): Promise<void> {
+    return this.restartApiserverProcess(downMs);
   }
 
   /** Stops every component (newest first) and removes the temporary folder. Safe to call twice. */
@@ -181,7 +187,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       '--log-level=warn',
     ]);
     // Started right away: the apiserver retries etcd until it answers, which saves a round of waiting.
-    start(bin['kube-apiserver'], 'kube-apiserver', [
+    const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -202,7 +208,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // and the ServiceAccount admission plugin would then refuse every Pod (envtest does the same).
       ...(profile === 'apiserver' ? ['--disable-admission-plugins=ServiceAccount'] : []),
       '--profiling=false',
-    ]);
+    ];
+    let apiserver = start(bin['kube-apiserver'], 'kube-apiserver', apiserverArgs);
     await waitFor('kube-apiserver /readyz', () => apiserverReady(server, adminToken), processes);
 
     const servingBundle = join(certDir, 'apiserver.crt');
@@ -217,7 +224,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (profile === 'full') {
       nodeNames = await startNodeComponents({ bin, dir, kubeconfig, caFile, saKey, nodeCount, start, processes });
     }
-    const plane = new ControlPlane(kubeconfig, dir, profile, nodeNames, Date.now() - started, processes, unregisterCleanup);
+    const restartApiserver = async (downMs: number) => {
+      const index = processes.indexOf(apiserver);
+      await apiserver.stop();
+      await sleep(downMs);
+      apiserver = new ManagedProcess(bin['kube-apiserver'], apiserverArgs, join(dir, 'kube-apiserver.log'));
+      processes[index] = apiserver;
+      await waitFor('kube-apiserver /readyz after a restart', () => apiserverReady(server, adminToken), processes);
+    };
+    const plane = new ControlPlane(kubeconfig, dir, profile, nodeNames, Date.now() - started, processes, unregisterCleanup, restartApiserver);
     const nodesNote = nodeNames.length > 0 ? ` with ${nodeNames.length} kwok nodes` : '';
     log(`[cluster] ${profile} control plane${nodesNote} ready in ${(plane.startupMs / 1000).toFixed(1)}s at ${server}`);
     return plane;
