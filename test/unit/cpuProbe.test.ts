@@ -74,6 +74,7 @@ describe('cpu probe', () => {
       expect(r).toMatchObject({ healthy: true, reason: 'CPUPressureNormal' });
       expect(r.figures).toEqual({
         source: 'stat',
+        baseline: true,
         utilisationPercent: null,
         load1: 0.5,
         load5: 0.4,
@@ -92,6 +93,7 @@ describe('cpu probe', () => {
       await proc.write({ stat: procStat(700, 350, 910, 40) });
       const r = await probe.run(signal());
       expect(r.figures.utilisationPercent).toBe(90);
+      expect(r.figures.baseline).toBe(false);
       expect(r).toMatchObject({ healthy: true, reason: 'CPUPressureNormal' });
       expect(r.message).toContain('cpu utilisation 90.0% (threshold 95%)');
     });

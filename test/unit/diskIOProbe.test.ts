@@ -101,7 +101,7 @@ describe('disk IO probe', () => {
     const r = await probe().run(signal());
     expect(r).toMatchObject({ probe: 'diskIO', healthy: true, reason: 'DiskIOBaseline' });
     expect(r.message).toBe('io some avg10=0.5% full avg10=0.1%; first sample, device rates start with the next one');
-    expect(r.figures).toMatchObject({ intervalSeconds: null, devices: {}, baselineDevices: ['sda', 'nvme0n1'] });
+    expect(r.figures).toMatchObject({ baseline: true, intervalSeconds: null, devices: {}, baselineDevices: ['sda', 'nvme0n1'] });
   });
 
   it('computes IOPS, MB/s, utilisation and await per whole disk from two samples', async () => {
