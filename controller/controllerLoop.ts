@@ -70,6 +70,8 @@ export class ControllerLoop {
   private readonly platformEvents = new Map<string, number>();
   private readonly memory = new Map<string, NodeMemory>();
   private readonly overlay = new Map<string, { node: V1Node; at: number }>();
+  /** The last few resourceVersions the informer delivered per Node, to tell whether it already has our write. */
+  private readonly delivered = new Map<string, string[]>();
   private readonly running = new Map<string, Promise<void>>();
   private readonly heldBack = new Map<string, string>();
   private readonly unreadableLogged = new Map<string, string>();
@@ -339,7 +341,10 @@ export class ControllerLoop {
 
   private remember(result: WriteResult, name: string): boolean {
     if (result.ok) {
-      this.overlay.set(name, { node: result.node, at: this.now() });
+      // The watch may deliver our write before the patch response arrives: then the informer's
+      // copy is already as new as ours, or newer, and must not be hidden behind it.
+      const version = result.node.metadata?.resourceVersion ?? '';
+      if (!this.delivered.get(name)?.includes(version)) this.overlay.set(name, { node: result.node, at: this.now() });
       return true;
     }
     // Our own copy is what went stale (the watch may have shown our write before we kept it).
@@ -364,14 +369,17 @@ export class ControllerLoop {
 
   private onNodeChange(node: V1Node): void {
     const name = node.metadata?.name ?? '';
+    const version = node.metadata?.resourceVersion ?? '';
+    this.delivered.set(name, [...(this.delivered.get(name) ?? []), version].slice(-8));
     const ours = this.overlay.get(name);
-    if (ours && ours.node.metadata?.resourceVersion === node.metadata?.resourceVersion) this.overlay.delete(name);
+    if (ours && ours.node.metadata?.resourceVersion === version) this.overlay.delete(name);
     this.wake?.();
   }
 
   private forget(node: V1Node): void {
     const name = node.metadata?.name ?? '';
     this.overlay.delete(name);
+    this.delivered.delete(name);
     this.heldBack.delete(name);
     this.unreadableLogged.delete(name);
     this.platformEvents.delete(name);

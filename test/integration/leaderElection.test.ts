@@ -54,24 +54,30 @@ describe('leader election against the real API server, as the controller Service
       aLeading = s;
       s.addEventListener('abort', () => (aStoppedAt = Date.now()));
     });
-    await waitFor(() => aLeading !== undefined, 5_000);
+    await waitFor(() => aLeading !== undefined, 10_000);
     const runB = runLeaderElection(electorB, timing, stopB.signal, () => (bStartedAt = Date.now()));
     await sleep(1_500);
     expect(bStartedAt).toBe(0);
 
-    const lease = await api.readNamespacedLease({ name: leaseName, namespace });
-    expect(lease.spec).toMatchObject({ holderIdentity: 'replica-a', leaseDurationSeconds: 3 });
-    const frozenAt = Date.now();
-    a.freeze();
-    await waitFor(() => bStartedAt > 0, 10_000);
-    expect(aStoppedAt).toBeGreaterThan(0);
-    expect(aStoppedAt - frozenAt).toBeLessThanOrEqual(timing.renewDeadlineMs);
-    expect(bStartedAt).toBeGreaterThan(aStoppedAt);
-    expect((await api.readNamespacedLease({ name: leaseName, namespace })).spec).toMatchObject({ holderIdentity: 'replica-b', leaseTransitions: 1 });
-
-    stopA.abort();
-    stopB.abort();
-    await Promise.all([runA, runB]);
+    try {
+      const lease = await api.readNamespacedLease({ name: leaseName, namespace });
+      expect(lease.spec).toMatchObject({ holderIdentity: 'replica-a', leaseDurationSeconds: 3 });
+      const transitions = lease.spec?.leaseTransitions ?? 0;
+      const frozenAt = Date.now();
+      a.freeze();
+      await waitFor(() => bStartedAt > 0, 10_000);
+      expect(aStoppedAt).toBeGreaterThan(0);
+      expect(aStoppedAt - frozenAt).toBeLessThanOrEqual(timing.renewDeadlineMs);
+      expect(bStartedAt).toBeGreaterThan(aStoppedAt);
+      expect((await api.readNamespacedLease({ name: leaseName, namespace })).spec).toMatchObject({
+        holderIdentity: 'replica-b',
+        leaseTransitions: transitions + 1,
+      });
+    } finally {
+      stopA.abort();
+      stopB.abort();
+      await Promise.all([runA, runB]);
+    }
   });
 
   it('a leader that shuts down releases the lease and the other replica takes over at once', async () => {
@@ -82,15 +88,19 @@ describe('leader election against the real API server, as the controller Service
     const runA = runLeaderElection(new LeaderElector(kubeLeaseStore(api, namespace, leaseName), 'replica-a', timing), timing, stopA.signal, () => (aLeading = true));
     await waitFor(() => aLeading, 10_000);
     const runB = runLeaderElection(new LeaderElector(kubeLeaseStore(api, namespace, leaseName), 'replica-b', timing), timing, stopB.signal, () => (bStartedAt = Date.now()));
-    await sleep(500);
-    const stoppedAt = Date.now();
-    stopA.abort();
-    await runA;
-    await waitFor(() => bStartedAt > 0, 5_000);
-    // Well inside the lease duration: the release, not the expiry, handed over.
-    expect(bStartedAt - stoppedAt).toBeLessThan(timing.leaseDurationMs);
-    stopB.abort();
-    await runB;
+    try {
+      await sleep(500);
+      const stoppedAt = Date.now();
+      stopA.abort();
+      await runA;
+      await waitFor(() => bStartedAt > 0, 5_000);
+      // Well inside the lease duration: the release, not the expiry, handed over.
+      expect(bStartedAt - stoppedAt).toBeLessThan(timing.leaseDurationMs);
+    } finally {
+      stopA.abort();
+      stopB.abort();
+      await Promise.all([runA, runB]);
+    }
   });
 
   it('the run-time pause switch on the Lease is visible to the elector', async () => {
