@@ -6,6 +6,7 @@ import { ConfigError } from './config/configError.js';
 import { createLogger } from './log.js';
 import { renderTable, sampleOnce } from './onceReport.js';
 import { InClusterWiring } from './inCluster.js';
+import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildProbes } from './probes/registry.js';
 
 const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
@@ -50,10 +51,12 @@ async function main(): Promise<number> {
   if (args.once) {
     const agent = new Agent(config, probes, log, { routes: wiring?.routes });
     if (wiring) await agent.server.listen();
-    const results = await sampleOnce(probes, (probe) => agent.loop.sample(probe));
+    const [results, inventory] = await Promise.all([sampleOnce(probes, (probe) => agent.loop.sample(probe)), nodeInventory()]);
     await agent.stop();
     wiring?.stop();
-    process.stdout.write(args.output === 'json' ? `${JSON.stringify(results, null, 2)}\n` : renderTable(results));
+    process.stdout.write(
+      args.output === 'json' ? `${JSON.stringify({ node: inventory, results }, null, 2)}\n` : `${describeInventory(inventory)}\n\n${renderTable(results)}`,
+    );
     return results.every((r) => r.healthy) ? 0 : 1;
   }
 

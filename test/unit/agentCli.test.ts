@@ -57,7 +57,8 @@ describe('nodepulse-agent --once', () => {
     // Nothing listens on port 1: the kubelet check fails, everything else passes.
     const res = await agent(['--once', '--config', config('http://127.0.0.1:1/healthz')]);
     expect(res.code).toBe(1);
-    expect(res.stdout).toMatch(/^PROBE\s+STATUS\s+REASON/);
+    expect(res.stdout).toMatch(/^\S+: .*kernel .* MiB memory, disks: /);
+    expect(res.stdout).toMatch(/\nPROBE\s+STATUS\s+REASON/);
     expect(res.stdout).toMatch(/kubelet\s+PROBLEM\s+KubeletUnreachable/);
     expect(res.stdout).toMatch(/dns\s+OK/);
     expect(res.stdout).toMatch(/1 problem found/);
@@ -65,7 +66,8 @@ describe('nodepulse-agent --once', () => {
 
   it('prints JSON with the figures of every probe', async () => {
     const res = await agent(['--once', '--output', 'json', '--config', config('http://127.0.0.1:1/healthz')]);
-    const results = JSON.parse(res.stdout) as Array<{ probe: string; healthy: boolean; figures: Record<string, unknown> }>;
+    const { node, results } = JSON.parse(res.stdout) as { node: { cores: number }; results: Array<{ probe: string; healthy: boolean; figures: Record<string, unknown> }> };
+    expect(node.cores).toBeGreaterThan(0);
     expect(results.map((r) => r.probe).sort()).toEqual(['cpu', 'diskIO', 'diskSpace', 'dns', 'kubelet', 'memory', 'pid']);
     expect(results.find((r) => r.probe === 'diskIO')?.figures.baseline).toBe(false);
   });
