@@ -1,0 +1,399 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1ConfigMap,
+  type V1Container,
+  type V1DaemonSet,
+  type V1Deployment,
+  type V1NodeCondition,
+  type V1Pod,
+  type V1ServiceAccount,
+} from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { loadAgentConfig } from '../../agent/config/agentConfig.js';
+import type { AgentConfig } from '../../agent/config/schema.js';
+import { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
+import { KubeApiError, KubeClient } from '../../agent/kube/kubeClient.js';
+import { kubeconfigCredentials } from '../../agent/kube/kubeCredentials.js';
+import { nodeEvent } from '../../agent/kube/nodeEvent.js';
+import { type ControllerConfig, loadControllerConfig } from '../../controller/config/controllerConfig.js';
+import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
+import { testCluster } from '../cluster/testCluster.js';
+import { podBoundKubeconfig } from '../support/podBoundKubeconfig.js';
+import { TestNetwork } from '../support/testNetwork.js';
+
+const manifests = fileURLToPath(new URL('../../manifests/', import.meta.url));
+const overlayDir = (name: string) => join(manifests, 'overlays', name);
+
+/** What each overlay promises: the agent's profile, the controller's provider, host reboots. */
+const overlays = {
+  aks: { profile: 'azure', provider: 'azure', reboots: false },
+  generic: { profile: 'generic', provider: 'dry-run', reboots: false },
+  'agent-reboot': { profile: 'generic', provider: 'agent', reboots: true },
+} as const;
+type OverlayName = keyof typeof overlays;
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}
+
+interface Rendered {
+  objects: Manifest[];
+  agent: V1DaemonSet;
+  controller: V1Deployment;
+  agentConfig: AgentConfig;
+  controllerConfig: ControllerConfig;
+  agentConfigMapName: string;
+  controllerConfigMapName: string;
+}
+
+/** The one object of `kind` whose name is `name`, or starts with it when it ends in '-' (a generated name). */
+function one<T>(objects: Manifest[], kind: string, name: string): T {
+  const matches = (actual: string) => (name.endsWith('-') ? actual.startsWith(name) : actual === name);
+  const found = objects.filter((o) => o.kind === kind && matches(o.metadata.name));
+  if (found.length !== 1) throw new Error(`expected one ${kind} named ${name}*, found ${found.length}`);
+  return found[0] as T;
+}
+
+function container(workload: V1DaemonSet | V1Deployment): V1Container {
+  const first = workload.spec?.template.spec?.containers[0];
+  if (!first) throw new Error(`${workload.metadata?.name} has no container`);
+  return first;
+}
+
+const configDir = mkdtempSync(join(tmpdir(), 'nodepulse-manifest-configs-'));
+afterAll(() => rmSync(configDir, { recursive: true, force: true }));
+
+/** Writes a generated ConfigMap's one file to disk, as the pod's volume would. */
+function mountedFile(map: V1ConfigMap, file: string): string {
+  const text = map.data?.[file];
+  if (text === undefined) throw new Error(`ConfigMap ${map.metadata?.name} has no ${file}`);
+  const path = join(configDir, `${map.metadata?.name}-${file}`);
+  writeFileSync(path, text);
+  return path;
+}
+
+/** The environment a container starts with: its literal and downward-API variables (with sample values). */
+function podEnv(workload: V1DaemonSet | V1Deployment): NodeJS.ProcessEnv {
+  const sample: Record<string, string> = { 'spec.nodeName': 'node-0', 'metadata.name': 'pod-0', 'metadata.namespace': workload.metadata?.namespace ?? '' };
+  const env: NodeJS.ProcessEnv = {};
+  for (const variable of container(workload).env ?? []) {
+    const field = variable.valueFrom?.fieldRef?.fieldPath;
+    env[variable.name] = variable.value ?? (field ? sample[field] : undefined);
+  }
+  return env;
+}
+
+/** What the AKS workload identity webhook adds to a pod labelled for it. */
+function workloadIdentityEnv(workload: V1Deployment, objects: Manifest[]): NodeJS.ProcessEnv {
+  if (workload.spec?.template.metadata?.labels?.['azure.workload.identity/use'] !== 'true') return {};
+  const account = one<V1ServiceAccount>(objects, 'ServiceAccount', workload.spec.template.spec?.serviceAccountName ?? '');
+  return {
+    AZURE_CLIENT_ID: account.metadata?.annotations?.['azure.workload.identity/client-id'],
+    AZURE_TENANT_ID: '00000000-0000-0000-0000-000000000001',
+    AZURE_FEDERATED_TOKEN_FILE: '/var/run/secrets/azure/tokens/azure-identity-token',
+  };
+}
+
+async function render(dir: string): Promise<Rendered> {
+  const text = await testCluster().kubectl(['kustomize', dir]);
+  const objects = parseAllDocuments(text).map((d) => d.toJS() as Manifest);
+  const agentMap = one<V1ConfigMap>(objects, 'ConfigMap', 'nodepulse-agent-config-');
+  const controllerMap = one<V1ConfigMap>(objects, 'ConfigMap', 'nodepulse-controller-config-');
+  const agent = one<V1DaemonSet>(objects, 'DaemonSet', 'nodepulse-agent');
+  const controller = one<V1Deployment>(objects, 'Deployment', 'nodepulse-controller');
+  return {
+    objects,
+    agent,
+    controller,
+    // Loaded as the CLIs load them: the mounted file plus the container's environment.
+    agentConfig: loadAgentConfig(mountedFile(agentMap, 'agent.yaml'), podEnv(agent)),
+    controllerConfig: loadControllerConfig(mountedFile(controllerMap, 'controller.yaml'), {
+      ...podEnv(controller),
+      ...workloadIdentityEnv(controller, objects),
+    }),
+    agentConfigMapName: agentMap.metadata?.name ?? '',
+    controllerConfigMapName: controllerMap.metadata?.name ?? '',
+  };
+}
+
+const configMapOf = (workload: V1DaemonSet | V1Deployment) =>
+  workload.spec?.template.spec?.volumes?.find((v) => v.name === 'config')?.configMap?.name;
+
+describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomize renders it', (name) => {
+  const promise = overlays[name];
+  let rendered: Rendered;
+
+  beforeAll(async () => {
+    rendered = await render(overlayDir(name));
+  });
+
+  it('carries an agent config and a controller config that the agent and the controller accept', () => {
+    expect(rendered.agentConfig.profile).toBe(promise.profile);
+    expect(rendered.controllerConfig.provider.type).toBe(promise.provider);
+    expect(configMapOf(rendered.agent)).toBe(rendered.agentConfigMapName);
+    expect(configMapOf(rendered.controller)).toBe(rendered.controllerConfigMapName);
+  });
+
+  it('points the agent at the host paths the DaemonSet mounts read-only, and serves on the port the probes use', () => {
+    const { agent, agentConfig } = rendered;
+    const agentContainer = container(agent);
+    const readOnlyMounts = (agentContainer.volumeMounts ?? []).filter((m) => m.readOnly).map((m) => m.mountPath);
+    const mounted = (path: string) => readOnlyMounts.some((m) => path === m || path.startsWith(`${m}/`));
+    for (const path of [agentConfig.procRoot, agentConfig.sysRoot, ...agentConfig.probes.diskSpace.paths]) {
+      expect(mounted(path), `${path} is under a read-only mount (${readOnlyMounts.join(', ')})`).toBe(true);
+    }
+    const health = agentContainer.ports?.find((p) => p.name === 'health');
+    expect(health?.containerPort).toBe(agentConfig.server.port);
+    expect(agentContainer.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'health' });
+    expect(agentContainer.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'health' });
+    // Reachable through the API server's pod proxy at the node's address.
+    expect(agent.spec?.template.spec?.hostNetwork).toBe(true);
+    expect(agentConfig.server.address).toBe('0.0.0.0');
+    expect(agentConfig.publish.enabled).toBe(true);
+    expect(agentConfig.probes.konnectivity.enabled).toBe(true);
+  });
+
+  it('runs the agent on every node, tainted or not, ahead of ordinary pods', () => {
+    const spec = rendered.agent.spec?.template.spec;
+    expect(spec?.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(spec?.priorityClassName).toBe('system-node-critical');
+    const env = container(rendered.agent).env ?? [];
+    const fieldOf = (variable: string) => env.find((e) => e.name === variable)?.valueFrom?.fieldRef?.fieldPath;
+    expect([fieldOf('NODE_NAME'), fieldOf('POD_NAME'), fieldOf('POD_NAMESPACE')]).toEqual(['spec.nodeName', 'metadata.name', 'metadata.namespace']);
+  });
+
+  it(`gives the agent host PID and a privileged container ${promise.reboots ? 'because' : 'only if'} it reboots nodes`, () => {
+    const { agent, agentConfig, controllerConfig } = rendered;
+    expect(agent.spec?.template.spec?.hostPID ?? false).toBe(promise.reboots);
+    expect(container(agent).securityContext?.privileged ?? false).toBe(promise.reboots);
+    expect(agentConfig.reboot.enabled).toBe(promise.reboots);
+    if (promise.reboots) {
+      expect(agentConfig.reboot.annotation).toBe(controllerConfig.provider.agent.rebootRequestAnnotation);
+    } else {
+      expect(agent.spec?.template.spec?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(container(agent).securityContext).toEqual({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ['ALL'] },
+      });
+    }
+  });
+
+  it('runs two controller replicas electing a leader in their own namespace, with metrics on the declared port', () => {
+    const { controller, controllerConfig } = rendered;
+    expect(controller.spec?.replicas).toBe(2);
+    expect(controllerConfig.leaderElection.namespace).toBe(controller.metadata?.namespace);
+    const metrics = container(controller).ports?.find((p) => p.name === 'metrics');
+    expect(metrics?.containerPort).toBe(controllerConfig.metrics.port);
+    expect(container(controller).securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
+    expect(rendered.objects.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'nodepulse-controller')).toBe(true);
+  });
+});
+
+/** The error of a request the API server refused; fails the test if the request succeeded. */
+async function refusal(request: Promise<unknown>): Promise<KubeApiError> {
+  const outcome = await request.then(
+    (answer) => new Error(`expected a refusal, but the API server accepted: ${JSON.stringify(answer).slice(0, 200)}`),
+    (error: unknown) => error,
+  );
+  if (!(outcome instanceof KubeApiError)) throw outcome;
+  return outcome;
+}
+
+const condition = (message: string): V1NodeCondition => ({
+  type: 'KubeletProblem',
+  status: 'True',
+  reason: 'KubeletUnhealthy',
+  message,
+  lastHeartbeatTime: new Date(),
+  lastTransitionTime: new Date(),
+});
+
+const kubeletEvent = (node: string) =>
+  nodeEvent({ node: { name: node }, type: 'Warning', reason: 'KubeletUnhealthy', message: 'kubelet healthz answered 500', component: 'nodepulse-agent', host: node, now: new Date() });
+
+describe('the manifests on a real control plane with three simulated nodes', () => {
+  let plane: ControlPlane;
+  let work: string;
+
+  const rollout = (kind: 'daemonset' | 'deployment', name: string) =>
+    plane.kubectl(['rollout', 'status', `${kind}/${name}`, '-n', 'nodepulse', '--timeout=150s'], { timeoutMs: 170_000 });
+  const json = async <T>(args: string[]): Promise<T> => JSON.parse(await plane.kubectl([...args, '-o', 'json'])) as T;
+  const agentPods = async () =>
+    (await json<{ items: V1Pod[] }>(['get', 'pods', '-n', 'nodepulse', '-l', 'app.kubernetes.io/name=nodepulse-agent'])).items.filter(
+      (p) => !p.metadata?.deletionTimestamp,
+    );
+  const agentPodOn = async (node: string) => {
+    const pod = (await agentPods()).find((p) => p.spec?.nodeName === node);
+    if (!pod) throw new Error(`no agent pod on ${node}`);
+    return pod;
+  };
+
+  beforeAll(async () => {
+    plane = await startControlPlane({ profile: 'full', nodes: 3 });
+    work = mkdtempSync(join(tmpdir(), 'nodepulse-manifests-'));
+  });
+
+  afterAll(async () => {
+    await plane?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('passes a server-side dry run of every overlay: schema, RBAC objects and admission checked by the API server', async () => {
+    // A dry run creates no Namespace, and the API server refuses objects in a missing one.
+    await plane.kubectl(['apply', '-f', join(manifests, 'base', 'namespace.yaml')]);
+    for (const name of Object.keys(overlays)) {
+      const out = await plane.kubectl(['apply', '--dry-run=server', '-k', overlayDir(name)]);
+      expect(out, name).toMatch(/daemonset\.apps\/nodepulse-agent (created|configured|unchanged) \(server dry run\)/);
+      expect(out, name).toMatch(/validatingadmissionpolicy\.admissionregistration\.k8s\.io\/nodepulse-agent-own-node (created|configured|unchanged) \(server dry run\)/);
+    }
+  });
+
+  it('installs the generic overlay: the agent rolls out to every node and both controller replicas become ready', async () => {
+    await plane.kubectl(['apply', '-k', overlayDir('generic')]);
+    await rollout('daemonset', 'nodepulse-agent');
+    await rollout('deployment', 'nodepulse-controller');
+
+    const pods = await agentPods();
+    expect(pods.map((p) => p.spec?.nodeName).sort()).toEqual([...plane.nodeNames].sort());
+    const daemonSet = await json<V1DaemonSet>(['get', 'daemonset/nodepulse-agent', '-n', 'nodepulse']);
+    expect(daemonSet.status?.numberReady).toBe(plane.nodeNames.length);
+    const deployment = await json<V1Deployment>(['get', 'deployment/nodepulse-controller', '-n', 'nodepulse']);
+    expect(deployment.status?.readyReplicas).toBe(2);
+  });
+
+  it('rolls the agents and the controllers out again after a config change and a new image tag', async () => {
+    // An overlay of the generic overlay, as an operator would keep one.
+    const dir = join(work, 'my-overlay');
+    mkdirSync(dir);
+    const config = parse(readFileSync(join(manifests, 'base', 'agent-config.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
+    config.publish = { ...config.publish, heartbeatSeconds: 120 };
+    writeFileSync(join(dir, 'agent.yaml'), stringify(config));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      stringify({
+        resources: [relative(dir, overlayDir('generic'))],
+        configMapGenerator: [{ name: 'nodepulse-agent-config', namespace: 'nodepulse', behavior: 'replace', files: ['agent.yaml'] }],
+        images: [{ name: 'nodepulse', newTag: '0.1.1' }],
+      }),
+    );
+    const before = await render(overlayDir('generic'));
+    const after = await render(dir);
+    expect(after.agentConfigMapName).not.toBe(before.agentConfigMapName);
+
+    await plane.kubectl(['apply', '-k', dir]);
+    await rollout('daemonset', 'nodepulse-agent');
+    await rollout('deployment', 'nodepulse-controller');
+
+    const pods = await agentPods();
+    expect(pods).toHaveLength(plane.nodeNames.length);
+    for (const pod of pods) {
+      expect(pod.spec?.containers[0]?.image).toBe('nodepulse:0.1.1');
+      expect(pod.spec?.volumes?.find((v) => v.name === 'config')?.configMap?.name).toBe(after.agentConfigMapName);
+    }
+    const controllers = (await json<{ items: V1Pod[] }>(['get', 'pods', '-n', 'nodepulse', '-l', 'app.kubernetes.io/name=nodepulse-controller'])).items;
+    expect(controllers.filter((p) => !p.metadata?.deletionTimestamp).map((p) => p.spec?.containers[0]?.image)).toEqual(['nodepulse:0.1.1', 'nodepulse:0.1.1']);
+  });
+
+  describe("node-scoped agent credentials (the admission policy), through the agent's own API client", () => {
+    // A proxyable address for the pods (the API server's pod proxy refuses loopback); it
+    // exists only on a veth link on this machine.
+    const network = new TestNetwork('198.18.0.9', '198.18.0.10');
+    let nodeA: string;
+    let nodeB: string;
+    let podA: string;
+    let podB: string;
+    let agentOfA: AgentKubeApi;
+
+    beforeAll(async () => {
+      [nodeA, nodeB] = plane.nodeNames as [string, string];
+      const pods = [await agentPodOn(nodeA), await agentPodOn(nodeB)];
+      [podA, podB] = pods.map((p) => p.metadata?.name ?? '') as [string, string];
+      agentOfA = new AgentKubeApi(new KubeClient(kubeconfigCredentials(await podBoundKubeconfig(plane, pods[0] as V1Pod))));
+      network.create();
+      const core = plane.adminKubeConfig().makeApiClient(CoreV1Api);
+      for (const name of [podA, podB]) {
+        const ip = network.hostAddress;
+        await core.patchNamespacedPodStatus(
+          { namespace: 'nodepulse', name, body: { status: { podIP: ip, podIPs: [{ ip }] } } },
+          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+        );
+      }
+    });
+
+    afterAll(() => {
+      agentOfA?.client.close();
+      network.destroy();
+    });
+
+    it('lets the agent of node A publish a condition on node A', async () => {
+      await agentOfA.patchNodeConditions(nodeA, [condition('published by the agent of A')]);
+      expect(await plane.kubectl(['describe', 'node', nodeA])).toMatch(/KubeletProblem\s+True\s+.*KubeletUnhealthy\s+published by the agent of A/);
+    });
+
+    it('refuses the agent of node A when it patches the status of node B', async () => {
+      const error = await refusal(agentOfA.patchNodeConditions(nodeB, [condition('forged by the agent of A')]));
+      expect(error.status).toBe(403);
+      expect(error.message).toContain(`the nodepulse agent on node ${nodeA} may not write the status of node ${nodeB}`);
+      expect(await plane.kubectl(['describe', 'node', nodeB])).not.toContain('forged by the agent of A');
+    });
+
+    it('lets the agent of node A post and update events about node A and refuses events about node B', async () => {
+      const posted = await agentOfA.createEvent('default', kubeletEvent(nodeA));
+      await agentOfA.patchEvent('default', posted.metadata?.name ?? '', { count: 2 });
+      const error = await refusal(agentOfA.createEvent('default', kubeletEvent(nodeB)));
+      expect(error.status).toBe(403);
+      expect(error.message).toContain(`the nodepulse agent on node ${nodeA} may only post events about that node`);
+      const events = await plane.kubectl(['get', 'events', '-n', 'default', '--field-selector', 'reason=KubeletUnhealthy', '-o', 'jsonpath={.items[*].involvedObject.name}']);
+      expect(events.split(' ')).toEqual([nodeA]);
+    });
+
+    it("lets the agent reach its own pod through the API server's pod proxy, and no other pod", async () => {
+      const server: Server = createServer((_, res) => res.end('agent endpoint\n'));
+      await new Promise<void>((done) => server.listen(0, network.hostAddress, done));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        expect(await agentOfA.proxyGetPod('nodepulse', podA, port, '/healthz', 10_000)).toBe('agent endpoint\n');
+        const error = await refusal(agentOfA.proxyGetPod('nodepulse', podB, port, '/healthz', 10_000));
+        expect(error.status).toBe(403);
+        expect(error.message).toContain(`the nodepulse agent pod ${podA} may only proxy to itself, not to ${podB}:${port}`);
+      } finally {
+        await new Promise((done) => server.close(done));
+      }
+    });
+
+    it('refuses every write with an agent token that is not bound to a pod on a node', async () => {
+      const unbound = new AgentKubeApi(new KubeClient(kubeconfigCredentials(await plane.serviceAccountKubeconfig('nodepulse', 'nodepulse-agent'))));
+      try {
+        const error = await refusal(unbound.patchNodeConditions(nodeA, [condition('unbound token')]));
+        expect(error.status).toBe(403);
+        expect(error.message).toContain("the nodepulse agent's token names no node");
+      } finally {
+        unbound.client.close();
+      }
+    });
+  });
+
+  it('switching to the agent-reboot overlay rolls the agents out again, now with host PID and a privileged container', async () => {
+    await plane.kubectl(['apply', '-k', overlayDir('agent-reboot')]);
+    await rollout('daemonset', 'nodepulse-agent');
+    await rollout('deployment', 'nodepulse-controller');
+
+    const pods = await agentPods();
+    expect(pods).toHaveLength(plane.nodeNames.length);
+    for (const pod of pods) {
+      expect(pod.spec?.hostPID).toBe(true);
+      expect(pod.spec?.containers[0]?.securityContext?.privileged).toBe(true);
+    }
+  });
+});
