@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { conditionTypeByProbe } from '../agent/conditions/conditionTypes.js';
 import { TestDnsServer } from '../test/support/dnsServer.js';
 import { startAgent, nodeVersion, projectNode } from './support/agentProcess.js';
 import type { BenchOptions } from './support/benchOptions.js';
@@ -9,6 +10,8 @@ import type { BenchProcess } from './support/benchProcess.js';
 import { ratio, renderTable, writeResults } from './support/benchOutput.js';
 import { clockTicksPerSecond, footprintFigures, sampleSideBySide, type FootprintFigures } from './support/footprintSampler.js';
 import { PROBE_INTERVAL_SECONDS, standaloneAgentConfig } from './support/benchAgentConfig.js';
+import type { BenchCluster } from './support/benchCluster.js';
+import { InClusterBench } from './support/inClusterAgent.js';
 import { freeLoopbackPort } from './support/loopbackPort.js';
 import { machineFacts } from './support/machine.js';
 import { nodeProblemDetectorBinary, nodeProblemDetectorVersion, startNodeProblemDetector } from './support/nodeProblemDetector.js';
@@ -23,15 +26,33 @@ const INTERVAL_SECONDS = PROBE_INTERVAL_SECONDS;
 const WARMUP_SECONDS = 2 * INTERVAL_SECONDS;
 const RSS_BUDGET_MIB = 64;
 
-/** Agent variants measured beside the default one: V8 flags that trade speed for memory. */
-const agentVariants: Array<{ name: string; nodeFlags: string[] }> = [
+/**
+ * V8 flags that trade speed for memory: a 1 MiB young generation, and bytecode interpreter
+ * only (no Sparkplug, Maglev or TurboFan code). Equal in memory to --lite-mode, which this
+ * agent cannot use: lite mode implies --jitless, which turns WebAssembly off, and Node's fetch
+ * (the kubelet probe) parses HTTP with llhttp compiled to WebAssembly.
+ */
+const SMALL_HEAP_FLAGS = ['--max-semi-space-size=1', '--no-opt', '--no-maglev', '--no-sparkplug', '--optimize-for-size'];
+
+/** Standalone agent variants measured beside the default one. */
+const standaloneVariants: Array<{ name: string; nodeFlags: string[] }> = [
+  { name: 'agent', nodeFlags: [] },
   { name: 'agent --max-semi-space-size=1', nodeFlags: ['--max-semi-space-size=1'] },
-  { name: 'agent --lite-mode', nodeFlags: ['--lite-mode'] },
-  { name: 'agent --max-semi-space-size=1 --lite-mode', nodeFlags: ['--max-semi-space-size=1', '--lite-mode'] },
+  { name: 'agent small-heap flags', nodeFlags: SMALL_HEAP_FLAGS },
 ];
+
+/** In-cluster agents: every probe on, publisher running, each on its own Node object. */
+const inClusterVariants: Array<{ name: string; nodeFlags: string[] }> = [
+  { name: 'agent in-cluster', nodeFlags: [] },
+  { name: 'agent in-cluster small-heap flags', nodeFlags: SMALL_HEAP_FLAGS },
+];
+
+/** Condition types the in-cluster agents must have published by the end of the run. */
+const PUBLISHED_TYPES = Object.values(conditionTypeByProbe);
 
 interface Contender {
   name: string;
+  mode: 'npd' | 'standalone' | 'in-cluster';
   process: BenchProcess;
   /** Distinct query name, so the DNS server's log shows each one did its lookups. */
   query: string;
@@ -39,10 +60,20 @@ interface Contender {
   verify: () => Promise<string[]>;
 }
 
-async function agentDnsCondition(port: number): Promise<string[]> {
-  const body = (await (await fetch(`http://127.0.0.1:${port}/conditions`)).json()) as { conditions: Array<{ type: string; status: string; reason: string }> };
+async function agentDnsCondition(base: string): Promise<string[]> {
+  const body = (await (await fetch(`${base}/conditions`)).json()) as { conditions: Array<{ type: string; status: string; reason: string }> };
   const dns = body.conditions.find((c) => c.type === 'DNSProblem');
   return dns?.status === 'False' ? [] : [`agent DNSProblem is ${JSON.stringify(dns)}, expected False`];
+}
+
+async function publishedConditions(cluster: BenchCluster, node: string): Promise<string[]> {
+  const conditions = await cluster.nodeConditions(node);
+  const missing = PUBLISHED_TYPES.filter((type) => !conditions[type]);
+  const problems = missing.length > 0 ? [`${node} lacks published conditions ${missing.join(', ')}`] : [];
+  for (const type of ['DNSProblem', 'KonnectivityProblem', 'KubeletProblem'] as const) {
+    if (conditions[type] && conditions[type].status !== 'False') problems.push(`${node} ${type} is ${conditions[type].status} (${conditions[type].reason}), expected False`);
+  }
+  return problems;
 }
 
 async function npdDnsCondition(port: number): Promise<string[]> {
@@ -56,9 +87,14 @@ export async function runFootprint(options: BenchOptions) {
   const ticks = clockTicksPerSecond();
   const npdBinary = nodeProblemDetectorBinary();
   const dir = mkdtempSync(join(tmpdir(), 'nodepulse-footprint-'));
-  const dns = await TestDnsServer.start({ records: { A: ['10.96.0.1'] } });
   const contenders: Contender[] = [];
+  const cleanup: Array<() => unknown> = [];
   try {
+    const dns = await TestDnsServer.start({ records: { A: ['10.96.0.1'] } });
+    cleanup.push(() => dns.stop());
+    const inCluster = await InClusterBench.start(dns, (line) => process.stderr.write(`footprint: ${line}\n`));
+    cleanup.push(() => inCluster.stop());
+
     const prometheusPort = await freeLoopbackPort();
     const npd = startNodeProblemDetector({
       binary: npdBinary,
@@ -67,38 +103,51 @@ export async function runFootprint(options: BenchOptions) {
       dns: { host: '127.0.0.1', port: dns.port, query: 'npd.bench.test' },
       prometheusPort,
     });
-    contenders.push({ name: 'node-problem-detector', process: npd.process, query: 'npd.bench.test', verify: () => npdDnsCondition(prometheusPort) });
-    for (const [i, variant] of [{ name: 'agent', nodeFlags: [] }, ...agentVariants].entries()) {
+    contenders.push({ name: 'node-problem-detector', mode: 'npd', process: npd.process, query: 'npd.bench.test', verify: () => npdDnsCondition(prometheusPort) });
+    for (const [i, variant] of standaloneVariants.entries()) {
       const port = await freeLoopbackPort();
       const query = `agent${i}.bench.test`;
       const process = startAgent({ name: `agent${i}`, dir, config: standaloneAgentConfig({ port, dnsServer: dns.address, query }), nodeFlags: variant.nodeFlags });
-      contenders.push({ name: variant.name, process, query, verify: () => agentDnsCondition(port) });
+      contenders.push({ name: variant.name, mode: 'standalone', process, query, verify: () => agentDnsCondition(`http://127.0.0.1:${port}`) });
     }
-
+    for (const [i, variant] of inClusterVariants.entries()) {
+      const agent = await inCluster.startAgent({ index: i, dir, nodeFlags: variant.nodeFlags });
+      contenders.push({
+        name: variant.name,
+        mode: 'in-cluster',
+        process: agent.process,
+        query: agent.query,
+        verify: async () => [...(await agentDnsCondition(agent.baseUrl)), ...(await publishedConditions(inCluster.cluster, agent.nodeName))],
+      });
+    }
     process.stderr.write(`footprint: ${contenders.length} processes side by side for ${durationSeconds} s (logs in ${dir})\n`);
+    let minutesShown = 0;
     const series = await sampleSideBySide(
       Object.fromEntries(contenders.map((c) => [c.name, c.process.pid])),
       durationSeconds,
       ticks,
       (at) => {
-        if (Math.round(at) % 60 === 0 && at > 1) process.stderr.write(`footprint: ${Math.round(at)} s\n`);
+        if (Math.floor(at / 60) <= minutesShown) return;
+        minutesShown = Math.floor(at / 60);
+        process.stderr.write(`footprint: ${minutesShown} min of ${(durationSeconds / 60).toFixed(1)}\n`);
       },
     );
     const problems: string[] = [];
     for (const c of contenders) {
       problems.push(...(await c.verify().catch((err: Error) => [`${c.name}: ${err.message}`])));
       const lookups = dns.queries.filter((q) => q.name === c.query).length;
-      const expected = Math.floor(durationSeconds / INTERVAL_SECONDS);
+      // In-cluster agents keep the DNS probe's default interval (30 s).
+      const expected = Math.floor(durationSeconds / (c.mode === 'in-cluster' ? 30 : INTERVAL_SECONDS));
       if (lookups < expected) problems.push(`${c.name} made ${lookups} DNS lookups, expected at least ${expected}`);
     }
     if (problems.length > 0) throw new Error(`the run did not do the work it measures:\n  ${problems.join('\n  ')}\n(logs in ${dir})`);
 
-    const figures: Record<string, FootprintFigures> = {};
-    for (const c of contenders) figures[c.name] = footprintFigures(series[c.name] ?? [], WARMUP_SECONDS);
+    const figures: Record<string, FootprintFigures & { mode: Contender['mode'] }> = {};
+    for (const c of contenders) figures[c.name] = { mode: c.mode, ...footprintFigures(series[c.name] ?? [], WARMUP_SECONDS) };
     return { durationSeconds, figures, dir };
   } finally {
     for (const c of contenders) await c.process.stop();
-    await dns.stop();
+    for (const step of cleanup.reverse()) await step();
   }
 }
 
@@ -117,16 +166,22 @@ export async function main(options: BenchOptions): Promise<void> {
     ratio(f.cpuSecondsPerHour, npd.cpuSecondsPerHour),
   ]);
   process.stdout.write(
-    `\nFootprint, ${run.durationSeconds} s side by side, every ${INTERVAL_SECONDS} s: cpu, memory, disk stats + 1 DNS lookup (local server)\n` +
+    `\nFootprint, ${run.durationSeconds} s side by side. NPD and standalone agents every ${INTERVAL_SECONDS} s: cpu, memory, disk stats + 1 DNS lookup (local server);\n` +
+        `in-cluster agents: every probe at its default interval, publishing to a local kube-apiserver\n` +
       renderTable(['process', 'steady RSS MiB', 'anon', 'file', 'peak RSS MiB', 'CPU s/h', 'RSS/NPD', 'peak/NPD', 'CPU/NPD'], rows),
   );
   const agent = run.figures.agent as FootprintFigures;
+  const inCluster = run.figures['agent in-cluster'] as FootprintFigures;
   const targets = {
+    inClusterSteadyRssWithinBudget: inCluster.steadyRssMiB <= RSS_BUDGET_MIB,
     steadyRssAtMostNpd: agent.steadyRssMiB <= npd.steadyRssMiB,
     cpuAtMostHalfOfNpd: agent.cpuSecondsPerHour <= npd.cpuSecondsPerHour / 2,
   };
+  const verdict = (met: boolean) => (met ? 'met' : 'MISSED');
+  process.stdout.write(`small-heap flags: ${SMALL_HEAP_FLAGS.join(' ')}\n`);
   process.stdout.write(
-    `targets: steady RSS <= NPD's: ${targets.steadyRssAtMostNpd ? 'met' : 'MISSED'}; CPU <= half of NPD's: ${targets.cpuAtMostHalfOfNpd ? 'met' : 'MISSED'}\n`,
+    `targets (default flags): in-cluster steady RSS ${inCluster.steadyRssMiB} <= ${RSS_BUDGET_MIB} MiB: ${verdict(targets.inClusterSteadyRssWithinBudget)}; ` +
+      `standalone steady RSS <= NPD's: ${verdict(targets.steadyRssAtMostNpd)}; CPU <= half of NPD's: ${verdict(targets.cpuAtMostHalfOfNpd)}\n`,
   );
   const path = writeResults('footprint', {
     benchmark: 'footprint',
@@ -138,6 +193,7 @@ export async function main(options: BenchOptions): Promise<void> {
     warmupSeconds: WARMUP_SECONDS,
     durationSeconds: run.durationSeconds,
     rssBudgetMiB: RSS_BUDGET_MIB,
+    smallHeapFlags: SMALL_HEAP_FLAGS,
     targets,
     processes: run.figures,
   });

@@ -19,3 +19,30 @@ export function standaloneAgentConfig(options: { port: number; dnsServer: string
     },
   };
 }
+
+/**
+ * In-cluster, every probe on at its default interval, publisher running as the agent's
+ * ServiceAccount; the targets that would leave the machine point at local stand-ins.
+ */
+export function inClusterAgentConfig(options: {
+  nodeName: string;
+  kubeconfig: string;
+  address: string;
+  port: number;
+  dnsServer: string;
+  query: string;
+  kubeletUrl: string;
+  podName: string;
+}) {
+  return {
+    nodeName: options.nodeName,
+    kubeconfig: options.kubeconfig,
+    server: { address: options.address, port: options.port },
+    publish: { enabled: true },
+    probes: {
+      dns: { checks: [{ name: 'BenchDNS', server: options.dnsServer, query: options.query }] },
+      kubelet: { url: options.kubeletUrl },
+      konnectivity: { podName: options.podName, podNamespace: 'nodepulse' },
+    },
+  };
+}

@@ -22,11 +22,13 @@ export interface CodeByPackage {
   sourceBytes: number;
 }
 
-/** `node_modules/<pkg>` (scoped too), our own dist/, or Node's built-ins. */
+/** `node_modules/<pkg>` (scoped too), our own dist/, Node's fetch, or Node's other built-ins. */
 export function packageOfScript(url: string): string {
   const inModules = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (inModules) return inModules[1] as string;
   if (/\/dist\/(agent|controller)\//.test(url)) return 'nodepulse';
+  // Node's fetch: loaded on first use, so it is the agent's cost, not Node's baseline.
+  if (url.startsWith('node:internal/deps/undici')) return 'undici (Node fetch)';
   if (url.startsWith('node:') || !url.includes('/')) return 'node (built-in)';
   return 'other';
 }

@@ -1,0 +1,68 @@
+import { join } from 'node:path';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { startControlPlane, type ControlPlane } from '../../test/cluster/controlPlane.js';
+import { repoRoot } from './benchOutput.js';
+
+/**
+ * The test control plane (etcd + kube-apiserver on loopback) set up for agents to run in it as
+ * their real ServiceAccount: namespace, RBAC from manifests/, and one Node (and, for the
+ * konnectivity path probe, one Pod object) per agent.
+ */
+export class BenchCluster {
+  readonly admin: KubeConfig;
+  readonly core: CoreV1Api;
+
+  private constructor(
+    readonly plane: ControlPlane,
+    /** Kubeconfig of the nodepulse-agent ServiceAccount. */
+    readonly agentKubeconfig: string,
+  ) {
+    this.admin = plane.adminKubeConfig();
+    this.core = this.admin.makeApiClient(CoreV1Api);
+  }
+
+  static async start(log: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): Promise<BenchCluster> {
+    const plane = await startControlPlane({ profile: 'apiserver', log });
+    try {
+      const manifests = join(repoRoot(), 'manifests', 'base');
+      await plane.kubectl(['apply', '-f', join(manifests, 'namespace.yaml'), '-f', join(manifests, 'agent-rbac.yaml')]);
+      return new BenchCluster(plane, await plane.serviceAccountKubeconfig('nodepulse', 'nodepulse-agent'));
+    } catch (err) {
+      await plane.stop();
+      throw err;
+    }
+  }
+
+  async createNode(name: string): Promise<void> {
+    await this.core.createNode({ body: { metadata: { name } } });
+  }
+
+  /** The agent's own Pod object on `node`, with the pod IP the API server's proxy will dial. */
+  async createAgentPod(options: { name: string; node: string; port: number; podIP: string; hostIP: string }): Promise<void> {
+    await this.core.createNamespacedPod({
+      namespace: 'nodepulse',
+      body: {
+        metadata: { name: options.name, labels: { app: 'nodepulse-agent' } },
+        spec: { nodeName: options.node, hostNetwork: true, containers: [{ name: 'agent', image: 'nodepulse/agent:bench', ports: [{ containerPort: options.port }] }] },
+      },
+    });
+    await this.core.patchNamespacedPodStatus(
+      {
+        namespace: 'nodepulse',
+        name: options.name,
+        body: { status: { phase: 'Running', podIP: options.podIP, podIPs: [{ ip: options.podIP }], hostIP: options.hostIP } },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Our condition types on a Node (type -> status/reason). */
+  async nodeConditions(name: string): Promise<Record<string, { status: string; reason: string }>> {
+    const node = await this.core.readNode({ name });
+    return Object.fromEntries((node.status?.conditions ?? []).map((c) => [c.type, { status: c.status, reason: c.reason ?? '' }]));
+  }
+
+  stop(): Promise<void> {
+    return this.plane.stop();
+  }
+}
