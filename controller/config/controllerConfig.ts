@@ -10,7 +10,7 @@ import { loadConfig } from '../../agent/config/loadConfig.js';
 const seconds = z.number().positive().max(7 * 86_400);
 const secondsOrZero = z.number().nonnegative().max(7 * 86_400);
 const count = z.number().int().min(0).max(1_000_000);
-const conditionType = z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, 'must be a Node condition type, e.g. KonnectivityUnavailable');
+const conditionType = z.string().regex(/^[A-Za-z][A-Za-z0-9]*$/, 'must be a Node condition type, e.g. KonnectivityProblem');
 // Label and annotation keys: optional DNS prefix and a name (Kubernetes' qualified-name rule).
 const qualifiedKey = z
   .string()
@@ -233,7 +233,7 @@ export const controllerConfigSchema = z
       ctx.addIssue({
         code: 'custom',
         path: ['quarantine', 'conditions'],
-        message: 'quarantine is enabled but lists no condition types; add e.g. [KonnectivityUnavailable]',
+        message: 'quarantine is enabled but lists no condition types; add e.g. [KonnectivityProblem]',
       });
     }
   });

@@ -482,14 +482,14 @@ describe('detection thresholds, to the second', () => {
   });
 
   it('a configured agent condition True for its duration makes a Ready node unhealthy', () => {
-    const shape: NodeShape = { ready: 'True', readySince: at(-60), heartbeatAt: at(10), conditions: { KonnectivityUnavailable: ['True', at(0)] } };
-    const config = { detection: { agentConditions: [{ type: 'KonnectivityUnavailable', forSeconds: 300 }] } };
+    const shape: NodeShape = { ready: 'True', readySince: at(-60), heartbeatAt: at(10), conditions: { KonnectivityProblem: ['True', at(0)] } };
+    const config = { detection: { agentConditions: [{ type: 'KonnectivityProblem', forSeconds: 300 }] } };
     expect(decideAt({ ...shape, heartbeatAt: at(9) }, at(9) + 59_000, config).kind).toBe('none');
-    expect(decideAt(shape, at(10), config)).toMatchObject({ kind: 'start', step: 'reboot', why: expect.stringContaining('KonnectivityUnavailable=True') });
+    expect(decideAt(shape, at(10), config)).toMatchObject({ kind: 'start', step: 'reboot', why: expect.stringContaining('KonnectivityProblem=True') });
   });
 
   it('an agent condition that is not configured never triggers a remediation', () => {
-    const shape: NodeShape = { ready: 'True', readySince: at(-60), heartbeatAt: at(60), conditions: { KonnectivityUnavailable: ['True', at(0)] } };
+    const shape: NodeShape = { ready: 'True', readySince: at(-60), heartbeatAt: at(60), conditions: { KonnectivityProblem: ['True', at(0)] } };
     expect(decideAt(shape, at(60))).toEqual({ kind: 'none', why: 'healthy' });
   });
 

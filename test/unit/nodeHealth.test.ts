@@ -15,7 +15,7 @@ describe('reading a Node from the API server', () => {
       taints: [{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule', value: '1' }],
       os: 'windows',
       providerID: 'azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/v/virtualMachines/3',
-      conditions: { KonnectivityUnavailable: ['True', NOW - 120_000] },
+      conditions: { KonnectivityProblem: ['True', NOW - 120_000] },
     });
     const reading = readNode(node, options);
     expect(reading).toMatchObject({
@@ -28,7 +28,7 @@ describe('reading a Node from the API server', () => {
         everReady: true,
         os: 'windows',
         taints: [{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule', value: '1' }],
-        conditions: [{ type: 'KonnectivityUnavailable', status: 'True', since: NOW - 120_000 }],
+        conditions: [{ type: 'KonnectivityProblem', status: 'True', since: NOW - 120_000 }],
       },
     });
   });

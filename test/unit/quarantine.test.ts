@@ -6,7 +6,7 @@ import { decideQuarantine } from '../../controller/quarantine.js';
 import { makeNode, type NodeShape } from '../support/nodeFixtures.js';
 
 const NOW = Date.parse('2026-03-02T08:00:00Z');
-const enabled = controllerConfigSchema.parse({ quarantine: { enabled: true, conditions: ['KonnectivityUnavailable'] } });
+const enabled = controllerConfigSchema.parse({ quarantine: { enabled: true, conditions: ['KonnectivityProblem'] } });
 const calm: FleetSummary = { nodes: 10, unhealthy: 0, quarantineWanted: 1, inFlight: 0, breakerOpen: false, paused: false };
 const ourTaint = { key: 'nodepulse.io/quarantined', effect: 'NoSchedule' };
 
@@ -15,12 +15,12 @@ function factsOf(shape: NodeShape) {
   if (!reading.ok) throw new Error(reading.error);
   return reading.facts;
 }
-const problem: NodeShape = { conditions: { KonnectivityUnavailable: ['True', NOW - 60_000] } };
-const cleared: NodeShape = { conditions: { KonnectivityUnavailable: ['False', NOW - 60_000] } };
+const problem: NodeShape = { conditions: { KonnectivityProblem: ['True', NOW - 60_000] } };
+const cleared: NodeShape = { conditions: { KonnectivityProblem: ['False', NOW - 60_000] } };
 
 describe('quarantine', () => {
   it('taints a node while a configured condition is True', () => {
-    expect(decideQuarantine(factsOf(problem), calm, enabled)).toEqual({ kind: 'add', why: 'KonnectivityUnavailable True' });
+    expect(decideQuarantine(factsOf(problem), calm, enabled)).toEqual({ kind: 'add', why: 'KonnectivityProblem True' });
   });
 
   it('removes the taint when the condition clears', () => {
