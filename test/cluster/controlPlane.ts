@@ -12,6 +12,7 @@ import { onExitCleanup } from './exitCleanup.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { KWOK_NODE_ANNOTATION, createKwokNodes } from './kwokNodes.js';
 import { ManagedProcess } from './managedProcess.js';
+import { removeWhenParentDies } from './parentDeathGuard.js';
 
 export type ControlPlaneProfile = 'apiserver' | 'full';
 
@@ -90,7 +91,7 @@ export class ControlPlane extends ClusterAccess {
     /** Milliseconds from the call to startControlPlane until it was ready. */
     readonly startupMs: number,
     private readonly processes: readonly ManagedProcess[],
-    private readonly unregisterCleanup: () => void,
+    private readonly removeDir: () => void,
     private readonly restartApiserverProcess: (downMs: number) => Promise<void>,
   ) {
     super(kubeconfig, workDir);
@@ -105,8 +106,7 @@ export class ControlPlane extends ClusterAccess {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       for (const proc of [...this.processes].reverse()) await proc.stop();
-      rmSync(this.workDir, { recursive: true, force: true, maxRetries: 3 });
-      this.unregisterCleanup();
+      this.removeDir();
     })();
     return this.stopping;
   }
@@ -149,7 +149,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const bin = await resolveBinaries(BINARIES_BY_PROFILE[profile]);
 
   const dir = mkdtempSync(join(tmpdir(), 'nodepulse-cluster-'));
-  const unregisterCleanup = onExitCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const releaseGuard = removeWhenParentDies(dir);
+  const unregisterExitHook = onExitCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  const removeDir = () => {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    unregisterExitHook();
+    releaseGuard();
+  };
   const processes: ManagedProcess[] = [];
   const start = (binary: string, name: string, args: string[]) => {
     const proc = new ManagedProcess(binary, args, join(dir, `${name}.log`));
@@ -232,14 +238,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       processes[index] = apiserver;
       await waitFor('kube-apiserver /readyz after a restart', () => apiserverReady(server, adminToken), processes);
     };
-    const plane = new ControlPlane(kubeconfig, dir, profile, nodeNames, Date.now() - started, processes, unregisterCleanup, restartApiserver);
+    const plane = new ControlPlane(kubeconfig, dir, profile, nodeNames, Date.now() - started, processes, removeDir, restartApiserver);
     const nodesNote = nodeNames.length > 0 ? ` with ${nodeNames.length} kwok nodes` : '';
     log(`[cluster] ${profile} control plane${nodesNote} ready in ${(plane.startupMs / 1000).toFixed(1)}s at ${server}`);
     return plane;
   } catch (error) {
     for (const proc of processes.reverse()) await proc.stop();
-    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-    unregisterCleanup();
+    removeDir();
     throw error;
   }
 }

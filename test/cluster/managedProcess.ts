@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { onExitCleanup } from './exitCleanup.js';
+import { dieWithParent } from './parentDeathGuard.js';
 
 const STOP_GRACE_MS = 5_000;
 
@@ -22,7 +23,8 @@ export class ManagedProcess {
     this.name = basename(binary);
     const log = openSync(logFile, 'a');
     try {
-      this.child = spawn(binary, args, { stdio: ['ignore', log, log] });
+      const [command, commandArgs] = dieWithParent(binary, args);
+      this.child = spawn(command, commandArgs, { stdio: ['ignore', log, log] });
     } finally {
       closeSync(log);
     }
