@@ -128,6 +128,7 @@ async function render(dir: string): Promise<Rendered> {
 
 const configMapOf = (workload: V1DaemonSet | V1Deployment) =>
   workload.spec?.template.spec?.volumes?.find((v) => v.name === 'config')?.configMap?.name;
+const configMountOf = (workload: V1DaemonSet | V1Deployment) => container(workload).volumeMounts?.find((m) => m.name === 'config')?.mountPath;
 
 describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomize renders it', (name) => {
   const promise = overlays[name];
@@ -142,6 +143,9 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
     expect(rendered.controllerConfig.provider.type).toBe(promise.provider);
     expect(configMapOf(rendered.agent)).toBe(rendered.agentConfigMapName);
     expect(configMapOf(rendered.controller)).toBe(rendered.controllerConfigMapName);
+    // Each program is told to read the file where its ConfigMap is mounted.
+    expect(container(rendered.agent).args).toEqual(['--config', `${configMountOf(rendered.agent)}/agent.yaml`]);
+    expect(container(rendered.controller).args).toEqual(['--config', `${configMountOf(rendered.controller)}/controller.yaml`]);
   });
 
   it('points the agent at the host paths the DaemonSet mounts read-only, and serves on the port the probes use', () => {
@@ -192,6 +196,8 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
   it('runs two controller replicas electing a leader in their own namespace, with metrics on the declared port', () => {
     const { controller, controllerConfig } = rendered;
     expect(controller.spec?.replicas).toBe(2);
+    const spread = controller.spec?.template.spec?.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? [];
+    expect(spread.map((term) => term.podAffinityTerm.topologyKey)).toContain('kubernetes.io/hostname');
     expect(controllerConfig.leaderElection.namespace).toBe(controller.metadata?.namespace);
     const metrics = container(controller).ports?.find((p) => p.name === 'metrics');
     expect(metrics?.containerPort).toBe(controllerConfig.metrics.port);
