@@ -119,9 +119,15 @@ describe('konnectivity path probe against the real API server pod proxy', () => 
   it('raises KonnectivityWrongEndpoint when the path reaches something that does not know the nonce', async () => {
     decoy = network.spawnInside(process.execPath, [
       '-e',
-      `require('node:http').createServer((q, s) => s.end('not the agent')).listen(${port}, '${network.peerAddress}')`,
+      `require('node:http').createServer((q, s) => s.end('not the agent')).listen(${port}, '${network.peerAddress}', () => console.log('listening'))`,
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    const started = decoy;
+    await new Promise<void>((resolve, reject) => {
+      let output = '';
+      started.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()).includes('listening') && resolve());
+      started.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      started.on('exit', (code) => reject(new Error(`the decoy server exited (${code}): ${output}`)));
+    });
     await setPodIP(network.peerAddress);
     await until('True', 'KonnectivityWrongEndpoint');
     await setPodIP(network.hostAddress);

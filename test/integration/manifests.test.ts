@@ -314,7 +314,7 @@ describe('the manifests on a real control plane with three simulated nodes', () 
   describe("node-scoped agent credentials (the admission policy), through the agent's own API client", () => {
     // A proxyable address for the pods (the API server's pod proxy refuses loopback); it
     // exists only on a veth link on this machine.
-    const network = new TestNetwork('198.18.0.9', '198.18.0.10');
+    const network = new TestNetwork();
     let nodeA: string;
     let nodeB: string;
     let podA: string;

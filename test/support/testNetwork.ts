@@ -1,28 +1,38 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 
+const namespacePrefix = 'nodepulse-test-';
+/** Networks made by this process so far: each gets its own block and names. */
+let created = 0;
+
 /**
  * A veth link into a network namespace the test creates: the root side carries `hostAddress`
  * (a global-unicast test address, which the API server's pod proxy accepts where it refuses
  * loopback), the namespace side `peerAddress`. Both are in 198.18.0.0/15, the range RFC 2544
- * sets aside for tests, on a /29 that exists only on this link: nothing leaves the machine.
+ * sets aside for tests, on a /29 of this run's own (from its pid) that exists only on this
+ * link: nothing leaves the machine, and concurrent runs do not share addresses.
  */
 export class TestNetwork {
   readonly namespace: string;
+  readonly hostAddress: string;
+  readonly peerAddress: string;
+  readonly prefix = 29;
   private readonly hostIf: string;
   private readonly peerIf: string;
 
-  constructor(
-    readonly hostAddress = '198.18.0.1',
-    readonly peerAddress = '198.18.0.2',
-    readonly prefix = 29,
-  ) {
-    const id = `${process.pid % 100000}`;
-    this.namespace = `nodepulse-test-${id}`;
-    this.hostIf = `np${id}h`;
-    this.peerIf = `np${id}n`;
+  constructor() {
+    const n = created++;
+    const block = (process.pid * 8 + n) % 16384;
+    const base = 198 * 2 ** 24 + 18 * 2 ** 16 + block * 8;
+    const dotted = (address: number) => [24, 16, 8, 0].map((shift) => (address >>> shift) & 255).join('.');
+    this.hostAddress = dotted(base + 1);
+    this.peerAddress = dotted(base + 2);
+    this.namespace = `${namespacePrefix}${process.pid}-${n}`;
+    this.hostIf = `np${process.pid}${n}h`;
+    this.peerIf = `np${process.pid}${n}n`;
   }
 
   create(): void {
+    removeLeftovers();
     this.destroy();
     ip(['netns', 'add', this.namespace]);
     ip(['link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.peerIf, 'netns', this.namespace]);
@@ -49,6 +59,32 @@ export class TestNetwork {
     } catch {
       // not there: nothing to remove
     }
+  }
+}
+
+/** Namespaces (and their links) of earlier runs whose process is gone: a killed run leaves them. */
+function removeLeftovers(): void {
+  const names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((line) => line.split(' ')[0] ?? '');
+  for (const name of names) {
+    if (!name.startsWith(namespacePrefix)) continue;
+    const [pid, n] = name.slice(namespacePrefix.length).split('-').map(Number);
+    if (!Number.isInteger(pid) || !Number.isInteger(n) || processAlive(pid as number)) continue;
+    for (const args of [['link', 'del', `np${pid}${n}h`], ['netns', 'del', name]]) {
+      try {
+        ip(args);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
