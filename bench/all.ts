@@ -1,4 +1,7 @@
 import { main as agentMemory } from './agentMemory.js';
+import { main as apiWriteCost } from './apiWriteCost.js';
+import { main as controllerScale } from './controllerScale.js';
+import { main as detectionLatency } from './detectionLatency.js';
 import { main as footprint } from './footprint.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import type { BenchOptions } from './support/benchOptions.js';
@@ -10,6 +13,9 @@ import type { BenchOptions } from './support/benchOptions.js';
 const benchmarks: Array<[string, (options: BenchOptions) => Promise<void>]> = [
   ['footprint', footprint],
   ['agentMemory', agentMemory],
+  ['detectionLatency', detectionLatency],
+  ['apiWriteCost', apiWriteCost],
+  ['controllerScale', controllerScale],
 ];
 
 async function main(options: BenchOptions): Promise<void> {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { sampleTree, type TreeUsage } from './processTree.js';
+import { median } from './stats.js';
 
 /** Clock ticks per second for /proc CPU times (USER_HZ; 100 on every common Linux build). */
 export function clockTicksPerSecond(): number {
@@ -36,13 +37,6 @@ export interface FootprintFigures {
 
 const MiB = 1024;
 const round = (n: number, digits = 1) => Number(n.toFixed(digits));
-
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 /** Figures from one process's samples; CPU per hour counts only what follows `warmupSeconds`. */
 export function footprintFigures(samples: readonly Sample[], warmupSeconds: number): FootprintFigures {

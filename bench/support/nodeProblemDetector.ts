@@ -82,14 +82,24 @@ export interface NpdRun {
   prometheusPort: number;
 }
 
+/** NPD's Kubernetes exporter, at its defaults (heartbeat 5 min, events on): where and as whom. */
+export interface NpdKubernetesExporter {
+  server: string;
+  kubeconfig: string;
+  nodeName: string;
+  /** Its health server (only runs with the exporter). */
+  port: number;
+}
+
 export function startNodeProblemDetector(options: {
   binary: string;
   dir: string;
   intervalSeconds: number;
   dns: { host: string; port: number; query: string };
   prometheusPort: number;
+  kubernetes?: NpdKubernetesExporter;
 }): NpdRun {
-  const { dir } = options;
+  const { dir, kubernetes } = options;
   const scriptPath = join(dir, 'check_dns.sh');
   writeFileSync(scriptPath, dnsScript(options.dns.host, options.dns.port, options.dns.query));
   chmodSync(scriptPath, 0o755);
@@ -101,8 +111,14 @@ export function startNodeProblemDetector(options: {
     'node-problem-detector',
     options.binary,
     [
-      '--enable-k8s-exporter=false',
-      '--hostname-override=bench-node',
+      ...(kubernetes
+        ? [
+            `--apiserver-override=${kubernetes.server}?inClusterConfig=false&auth=${kubernetes.kubeconfig}`,
+            `--hostname-override=${kubernetes.nodeName}`,
+            '--address=127.0.0.1',
+            `--port=${kubernetes.port}`,
+          ]
+        : ['--enable-k8s-exporter=false', '--hostname-override=bench-node']),
       '--prometheus-address=127.0.0.1',
       `--prometheus-port=${options.prometheusPort}`,
       `--config.system-stats-monitor=${statsPath}`,
