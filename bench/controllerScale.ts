@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -63,6 +63,19 @@ function rssSampler(pid: number) {
   };
 }
 
+/** The controller's memory after a full GC, from the preload's report. */
+async function readMemoryReport(path: string, controller: BenchProcess) {
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(path)) {
+    if (Date.now() > deadline || !controller.running) throw new Error(`the controller wrote no memory report:\n${controller.logTail()}`);
+    await sleep(200);
+  }
+  const report = JSON.parse(readFileSync(path, 'utf8')) as { memoryUsage: NodeJS.MemoryUsage; status: string };
+  const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(report.status)?.[1]);
+  const mib = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
+  return { rssMiB: Number((kib('VmRSS') / MiB).toFixed(1)), heapUsedMiB: mib(report.memoryUsage.heapUsed), externalMiB: mib(report.memoryUsage.external) };
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function measureScale(nodeCount: number, trials: number, log: (line: string) => void) {
@@ -87,7 +100,15 @@ async function measureScale(nodeCount: number, trials: number, log: (line: strin
     // Waiting starts before the controller does, so the time is the watch event's, not a poll's.
     const firstPassDone = lastWatch.until('reset by the first pass', (n) => !n.metadata?.annotations?.[STATE_ANNOTATION], 300_000);
     const startedAt = Date.now();
-    controller = startController({ dir, config: controllerConfig, kubeconfig: cluster.plane.kubeconfig, metricsPort });
+    const reportPath = join(dir, 'memory-report.json');
+    controller = startController({
+      dir,
+      config: controllerConfig,
+      kubeconfig: cluster.plane.kubeconfig,
+      metricsPort,
+      nodeFlags: ['--expose-gc', `--import=${new URL('./support/memoryReportPreload.js', import.meta.url).href}`],
+      env: { NODEPULSE_MEMORY_REPORT: reportPath, NODEPULSE_MEMORY_SNAPSHOT: 'no' },
+    });
     sampler = rssSampler(controller.pid);
     await waitForOk(`http://127.0.0.1:${metricsPort}/readyz`, 300_000, controller);
     const syncedMs = Date.now() - startedAt;
@@ -122,11 +143,14 @@ async function measureScale(nodeCount: number, trials: number, log: (line: strin
     const steadyRssMiB = Number((median(recent.map((s) => s.rssKiB)) / MiB).toFixed(1));
     const peakRssMiB = Number(((sampler.samples.at(-1)?.peakKiB ?? Number.NaN) / MiB).toFixed(1));
     if (!controller.running) throw new Error(`the controller exited:\n${controller.logTail()}`);
+    controller.child.kill('SIGUSR2');
+    const afterGc = await readMemoryReport(reportPath, controller);
     return {
       nodes: nodeCount,
       createSeconds: Number((createMs / 1000).toFixed(1)),
       steadyRssMiB,
       peakRssMiB,
+      afterGc,
       informerSyncedMs: syncedMs,
       firstFullPassMs: firstPassMs,
       decision: { trials, medianMs: median(latencies), p99Ms: percentile(latencies, 99), maxMs: Math.max(...latencies), samplesMs: latencies },
@@ -146,22 +170,24 @@ export async function main(options: BenchOptions): Promise<void> {
   const counts = options.nodes ?? (options.quick ? [200] : [1000, 5000]);
   const trials = options.trials ?? (options.quick ? 5 : 20);
   const log = (line: string) => process.stderr.write(`controllerScale: ${line}\n`);
-  const scales = [];
+  const scales: Array<Awaited<ReturnType<typeof measureScale>>> = [];
   for (const count of counts) scales.push(await measureScale(count, trials, log));
 
-  const perNodeKiB =
-    scales.length >= 2
-      ? Number(((((scales.at(-1)?.steadyRssMiB ?? 0) - (scales[0]?.steadyRssMiB ?? 0)) * 1024) / ((scales.at(-1)?.nodes ?? 0) - (scales[0]?.nodes ?? 0))).toFixed(2))
-      : undefined;
+  const first = scales[0];
+  const largest = scales.at(-1);
+  const perNode = (figure: (s: (typeof scales)[number]) => number) =>
+    first && largest && largest.nodes > first.nodes ? Number((((figure(largest) - figure(first)) * 1024) / (largest.nodes - first.nodes)).toFixed(1)) : undefined;
+  const perNodeKiB = { rss: perNode((s) => s.steadyRssMiB), rssAfterGc: perNode((s) => s.afterGc.rssMiB), heapUsedAfterGc: perNode((s) => s.afterGc.heapUsedMiB) };
   process.stdout.write(
     `\nController at scale (plain Node objects on a real kube-apiserver; decision = state annotation written after Ready turns False; p99 nearest-rank of ${trials})\n` +
       renderTable(
-        ['nodes', 'steady RSS MiB', 'peak RSS MiB', 'ready ms (250 ms polls)', 'first pass ms', 'decision median ms', 'p99 ms'],
-        scales.map((s) => [s.nodes, s.steadyRssMiB, s.peakRssMiB, s.informerSyncedMs, s.firstFullPassMs, s.decision.medianMs, s.decision.p99Ms]),
+        ['nodes', 'steady RSS MiB', 'RSS after GC', 'heap used after GC', 'ready ms (250 ms polls)', 'first pass ms', 'decision median ms', 'p99 ms'],
+        scales.map((s) => [s.nodes, s.steadyRssMiB, s.afterGc.rssMiB, s.afterGc.heapUsedMiB, s.informerSyncedMs, s.firstFullPassMs, s.decision.medianMs, s.decision.p99Ms]),
       ) +
-      (perNodeKiB === undefined ? '' : `memory per additional node: ${perNodeKiB} KiB\n`),
+      (perNodeKiB.rss === undefined
+        ? ''
+        : `per additional node: RSS ${perNodeKiB.rss} KiB, RSS after GC ${perNodeKiB.rssAfterGc} KiB, heap used after GC ${perNodeKiB.heapUsedAfterGc} KiB\n`),
   );
-  const largest = scales.at(-1);
   if (largest) {
     process.stdout.write(`target: decision p99 < 1000 ms at ${largest.nodes} nodes: ${largest.decision.p99Ms < 1000 ? 'met' : 'MISSED'} (${largest.decision.p99Ms} ms)\n`);
   }

@@ -39,6 +39,10 @@ const standaloneVariants: Array<{ name: string; nodeFlags: string[] }> = [
   { name: 'agent', nodeFlags: [] },
   { name: 'agent --max-semi-space-size=1', nodeFlags: ['--max-semi-space-size=1'] },
   { name: 'agent small-heap flags', nodeFlags: SMALL_HEAP_FLAGS },
+  {
+    name: 'agent, event-loop monitor at 1 s',
+    nodeFlags: [`--import=${new URL('./support/eventLoopMonitorAt1s.js', import.meta.url).href}`],
+  },
 ];
 
 /** In-cluster agents: every probe on, publisher running, each on its own Node object. */
