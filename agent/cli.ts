@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
-import { loadAgentConfig } from './config/agentConfig.js';
+import { checkConfigFlag, loadAgentConfigIsolated } from './config/isolatedConfigLoader.js';
 import { ConfigError } from './config/configError.js';
 import { createLogger } from './log.js';
 import { renderTable, sampleOnce } from './onceReport.js';
@@ -27,12 +27,17 @@ async function main(): Promise<number> {
         once: { type: 'boolean', default: false },
         output: { type: 'string', default: 'table' },
         help: { type: 'boolean', short: 'h', default: false },
+        [checkConfigFlag.slice(2)]: { type: 'boolean', default: false },
       },
       strict: true,
     }).values;
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n\n${usage}\n`);
     return 2;
+  }
+  if (args[checkConfigFlag.slice(2)]) {
+    (await import('./config/configCheck.js')).printCheckedConfig(args.config);
+    return 0;
   }
   if (args.help) {
     process.stdout.write(`${usage}\n`);
@@ -42,9 +47,9 @@ async function main(): Promise<number> {
     process.stderr.write(`--output: "${args.output}" is not a format; use table or json\n`);
     return 2;
   }
-  const config = loadAgentConfig(args.config);
+  const config = loadAgentConfigIsolated(args.config);
   const log = createLogger('nodepulse-agent', process.env, args.once ? process.stderr : undefined);
-  const wiring = config.publish.enabled ? new InClusterWiring(config, log) : undefined;
+  const wiring = config.publish.enabled ? await InClusterWiring.create(config, log) : undefined;
   const { probes, skipped } = buildProbes(config, wiring?.probeFactories);
   if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
 
@@ -79,7 +84,7 @@ async function main(): Promise<number> {
 }
 
 /** Errors an operator fixes in config or cluster: one clear line, no stack trace. */
-const operatorErrors = new Set(['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError']);
+const operatorErrors = new Set(['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError', 'ListenError']);
 
 main().then(
   (code) => {

@@ -4,7 +4,7 @@ import type { AgentConfig } from './config/schema.js';
 import { ConfigError } from './config/configError.js';
 import { AgentKubeApi } from './kube/agentKubeApi.js';
 import { KubeClient } from './kube/kubeClient.js';
-import { inClusterCredentials, kubeconfigCredentials } from './kube/kubeCredentials.js';
+import { inClusterCredentials, type KubeCredentials } from './kube/kubeCredentials.js';
 import { KonnectivityEcho, echoRoute } from './probes/konnectivityEcho.js';
 import { KonnectivityProbe } from './probes/konnectivityProbe.js';
 import type { ProbeFactory } from './probes/registry.js';
@@ -29,14 +29,22 @@ export class InClusterWiring {
   private publisher: ConditionPublisher | undefined;
   private reboot: RebootOnRequest | undefined;
 
-  constructor(
-    private readonly config: AgentConfig,
-    private readonly log: Logger,
-  ) {
+  /** Off-cluster (a kubeconfig) loads the kubeconfig parser; in a pod only the ServiceAccount mount is read. */
+  static async create(config: AgentConfig, log: Logger): Promise<InClusterWiring> {
     if (!config.nodeName) {
       throw new ConfigError(['nodeName: empty; set NODE_NAME from the downward API (fieldRef: spec.nodeName) or nodeName in the config'], 'publish.enabled');
     }
-    const credentials = config.kubeconfig ? kubeconfigCredentials(config.kubeconfig) : inClusterCredentials();
+    const credentials = config.kubeconfig
+      ? (await import('./kube/kubeconfigFile.js')).kubeconfigCredentials(config.kubeconfig)
+      : inClusterCredentials();
+    return new InClusterWiring(config, credentials, log);
+  }
+
+  private constructor(
+    private readonly config: AgentConfig,
+    credentials: KubeCredentials,
+    private readonly log: Logger,
+  ) {
     this.api = new AgentKubeApi(new KubeClient(credentials));
     this.echo = new KonnectivityEcho(config.probes.konnectivity.timeoutMs * 3);
     const k = config.probes.konnectivity;

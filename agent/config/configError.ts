@@ -2,7 +2,10 @@ import type { z } from 'zod';
 
 /** A config problem a person can fix: names the field, says what was wrong and what to do. */
 export class ConfigError extends Error {
-  constructor(readonly issues: string[], source: string) {
+  constructor(
+    readonly issues: string[],
+    readonly source: string,
+  ) {
     super(`invalid configuration (${source}):\n${issues.map((i) => `  - ${i}`).join('\n')}`);
     this.name = 'ConfigError';
   }

@@ -1,3 +1,5 @@
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { ProbesConfig } from '../config/schema.js';
 import { round } from './figureFormat.js';
 import { type Probe, type ProbeResult, type Verdict, result } from './probe.js';
@@ -5,25 +7,39 @@ import { type Probe, type ProbeResult, type Verdict, result } from './probe.js';
 /** The kubelet answers `ok`; anything longer than this is not a healthz body worth keeping. */
 const BODY_LIMIT_BYTES = 1024;
 
-/** Reads at most `limit` bytes of the body, so a misbehaving endpoint cannot flood the agent. */
-async function readBoundedText(response: Response, limit: number): Promise<string> {
-  if (!response.body) return '';
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (size < limit) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    size += value.byteLength;
-  }
-  await reader.cancel().catch(() => undefined);
-  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+class HealthzTimeout extends Error {
+  override name = 'TimeoutError';
+}
+
+/**
+ * GET with node:http(s), reading at most `limit` bytes of the body so a misbehaving endpoint
+ * cannot flood the agent. Not fetch: loading undici costs the agent ~3 MiB of memory on every
+ * node for one request every few seconds. Redirects are not followed (never off the node).
+ */
+function getBounded(url: URL, timeoutMs: number, signal: AbortSignal, limit: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const get = url.protocol === 'https:' ? httpsGet : httpGet;
+    const req = get(url, { signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        size += chunk.length;
+        if (size >= limit) res.destroy();
+      });
+      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).subarray(0, limit).toString('utf8') });
+      res.on('end', done);
+      res.on('close', done);
+      res.on('error', () => done());
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new HealthzTimeout(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
 }
 
 function networkErrorCode(err: unknown): string | undefined {
-  const cause = (err as { cause?: { code?: unknown } }).cause;
-  return typeof cause?.code === 'string' ? cause.code : undefined;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
 }
 
 /** A body quoted for a one-line message: single line, short. */
@@ -49,13 +65,9 @@ export class KubeletProbe implements Probe {
     let verdict: Verdict;
     let status: number | null = null;
     try {
-      const response = await fetch(url, {
-        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
-        // A healthz that redirects elsewhere is not healthy; never follow it off the node.
-        redirect: 'manual',
-      });
+      const response = await getBounded(new URL(url), timeoutMs, signal, BODY_LIMIT_BYTES);
       status = response.status;
-      const body = await readBoundedText(response, BODY_LIMIT_BYTES);
+      const body = response.body;
       if (status === 200 && body.trim() === 'ok') {
         verdict = { healthy: true, reason: 'KubeletHealthy', message: `${url} answered ok in ${latency()} ms` };
       } else {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import type { NodeCondition, ProblemEvent } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
@@ -37,13 +37,22 @@ export interface StreamMessage {
 
 const streamPath = '/stream';
 
+/** The endpoint cannot bind: a config or environment problem for the operator, not a crash. */
+export class ListenError extends Error {
+  override name = 'ListenError';
+}
+
 /**
  * The node-local endpoint: /healthz, /readyz, /conditions, /metrics and a WebSocket stream of
  * condition transitions at /stream. Read-only: anything but GET/HEAD without a body is refused.
  */
 export class HealthServer {
   private readonly server: Server;
-  private readonly wss: WebSocketServer;
+  /** Loaded on the first stream client: most nodes never have one, and ws costs ~5 MiB. */
+  private wss: Promise<WebSocketServer> | undefined;
+  private readonly clients = new Set<WebSocket>();
+  /** Upgrades accepted but not yet connected: they count against the client limit too. */
+  private upgrading = 0;
   private readonly maxClients: number;
 
   constructor(
@@ -56,22 +65,53 @@ export class HealthServer {
       this.handle(req, res),
     );
     this.server.keepAliveTimeout = 5_000;
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: 1024 });
-    this.wss.on('connection', (socket) => this.onStreamClient(socket));
     this.server.on('upgrade', (req, socket, head) => {
-      const path = new URL(req.url ?? '/', 'http://local').pathname;
-      if (path !== streamPath || this.wss.clients.size >= this.maxClients) {
+      let path = '';
+      try {
+        path = new URL(req.url ?? '/', 'http://local').pathname;
+      } catch {
+        // a malformed path is answered like an unknown one
+      }
+      if (path !== streamPath || this.clients.size + this.upgrading >= this.maxClients) {
         socket.end(`HTTP/1.1 ${path !== streamPath ? '404 Not Found' : '503 Service Unavailable'}\r\nConnection: close\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.wss.emit('connection', ws, req));
+      // Released once: when the client connects, or when a failed handshake closes the socket.
+      this.upgrading += 1;
+      let counted = true;
+      const release = () => {
+        if (counted) this.upgrading -= 1;
+        counted = false;
+      };
+      socket.once('close', release);
+      this.streamServer().then(
+        (wss) =>
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            release();
+            this.onStreamClient(ws);
+          }),
+        (err: unknown) => {
+          release();
+          this.log.error({ err }, 'cannot start the stream');
+          socket.end('HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\n\r\n');
+        },
+      );
     });
     this.server.on('clientError', (_err, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
   }
 
   async listen(): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      this.server.once('error', (err: NodeJS.ErrnoException) => {
+        const where = `${this.options.address}:${this.options.port}`;
+        const why =
+          err.code === 'EADDRINUSE'
+            ? `${where} is already in use (another agent on this node?)`
+            : err.code === 'EADDRNOTAVAIL'
+              ? `${where} is not an address of this machine`
+              : `cannot listen on ${where}: ${err.message}`;
+        reject(new ListenError(`server: ${why}; set server.address / server.port`));
+      });
       this.server.listen(this.options.port, this.options.address, () => {
         this.server.off('error', reject);
         resolve();
@@ -83,15 +123,15 @@ export class HealthServer {
   }
 
   async close(): Promise<void> {
-    for (const client of this.wss.clients) client.terminate();
-    this.wss.close();
+    for (const client of this.clients) client.terminate();
+    (await this.wss)?.close();
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   /** Sends a transition or temporary problem to every stream client. */
   broadcast(condition: NodeCondition, events: readonly ProblemEvent[]): void {
-    if (this.wss.clients.size === 0) return;
+    if (this.clients.size === 0) return;
     for (const event of events) {
       const message: StreamMessage = {
         type: event.kind === 'transition' ? 'transition' : 'event',
@@ -100,11 +140,18 @@ export class HealthServer {
         event: renderEvent(event),
       };
       const text = JSON.stringify(message);
-      for (const client of this.wss.clients) if (client.readyState === client.OPEN) client.send(text);
+      for (const client of this.clients) if (client.readyState === client.OPEN) client.send(text);
     }
   }
 
+  private streamServer(): Promise<WebSocketServer> {
+    this.wss ??= import('ws').then(({ WebSocketServer }) => new WebSocketServer({ noServer: true, maxPayload: 1024 }));
+    return this.wss;
+  }
+
   private onStreamClient(socket: WebSocket): void {
+    this.clients.add(socket);
+    socket.on('close', () => this.clients.delete(socket));
     const snapshot: StreamMessage = {
       type: 'snapshot',
       node: this.source.nodeName,

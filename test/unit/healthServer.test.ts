@@ -107,6 +107,12 @@ describe('node-local health endpoint', () => {
     ws.close();
   });
 
+  it('says which address is taken instead of crashing when the port is in use', async () => {
+    const port = await start(source());
+    const second = new HealthServer(source(), { address: '127.0.0.1', port, stallMs: 1000 }, log);
+    await expect(second.listen()).rejects.toThrow(`server: 127.0.0.1:${port} is already in use (another agent on this node?); set server.address / server.port`);
+  });
+
   it('limits the number of stream clients', async () => {
     const port = await start(source());
     const open = (): Promise<WebSocket> =>
