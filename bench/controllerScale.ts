@@ -73,7 +73,14 @@ async function readMemoryReport(path: string, controller: BenchProcess) {
   const report = JSON.parse(readFileSync(path, 'utf8')) as { memoryUsage: NodeJS.MemoryUsage; status: string };
   const kib = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(report.status)?.[1]);
   const mib = (bytes: number) => Number((bytes / 2 ** 20).toFixed(1));
-  return { rssMiB: Number((kib('VmRSS') / MiB).toFixed(1)), heapUsedMiB: mib(report.memoryUsage.heapUsed), externalMiB: mib(report.memoryUsage.external) };
+  return {
+    rssMiB: Number((kib('VmRSS') / MiB).toFixed(1)),
+    anonMiB: Number((kib('RssAnon') / MiB).toFixed(1)),
+    heapUsedMiB: mib(report.memoryUsage.heapUsed),
+    heapTotalMiB: mib(report.memoryUsage.heapTotal),
+    externalMiB: mib(report.memoryUsage.external),
+    arrayBuffersMiB: mib(report.memoryUsage.arrayBuffers),
+  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -181,8 +188,19 @@ export async function main(options: BenchOptions): Promise<void> {
   process.stdout.write(
     `\nController at scale (plain Node objects on a real kube-apiserver; decision = state annotation written after Ready turns False; p99 nearest-rank of ${trials})\n` +
       renderTable(
-        ['nodes', 'steady RSS MiB', 'RSS after GC', 'heap used after GC', 'ready ms (250 ms polls)', 'first pass ms', 'decision median ms', 'p99 ms'],
-        scales.map((s) => [s.nodes, s.steadyRssMiB, s.afterGc.rssMiB, s.afterGc.heapUsedMiB, s.informerSyncedMs, s.firstFullPassMs, s.decision.medianMs, s.decision.p99Ms]),
+        ['nodes', 'RSS MiB', 'peak RSS', 'after GC: RSS', 'heap total', 'heap used', 'ready ms (250 ms polls)', 'first pass ms', 'decision median ms', 'p99 ms'],
+        scales.map((s) => [
+          s.nodes,
+          s.steadyRssMiB,
+          s.peakRssMiB,
+          s.afterGc.rssMiB,
+          s.afterGc.heapTotalMiB,
+          s.afterGc.heapUsedMiB,
+          s.informerSyncedMs,
+          s.firstFullPassMs,
+          s.decision.medianMs,
+          s.decision.p99Ms,
+        ]),
       ) +
       (perNodeKiB.rss === undefined
         ? ''
