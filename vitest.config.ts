@@ -4,6 +4,8 @@ import { defineConfig } from 'vitest/config';
 // one real etcd + kube-apiserver started by the global setup and torn down even on failure.
 export default defineConfig({
   test: {
+    // The JSON report gives CI its closing "N passed, N failed" line (.ci/run).
+    reporters: ['default', ['json', { outputFile: 'test-results.json' }]],
     projects: [
       {
         test: {
