@@ -2,12 +2,12 @@
 import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
 import { checkConfigFlag, loadAgentConfigIsolated } from './config/isolatedConfigLoader.js';
-import { ConfigError } from './config/configError.js';
 import { createLogger } from './log.js';
 import { renderTable, sampleOnce } from './onceReport.js';
 import { InClusterWiring } from './inCluster.js';
 import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildProbes } from './probes/registry.js';
+import { runCli } from './cliRunner.js';
 
 const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
 
@@ -83,18 +83,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Errors an operator fixes in config or cluster: one clear line, no stack trace. */
-const operatorErrors = new Set(['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError', 'ListenError']);
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const error = err as Error;
-    const known = operatorErrors.has(error?.name);
-    process.stderr.write(`nodepulse-agent: ${known ? error.message : (error?.stack ?? String(err))}\n`);
-    // Exit now: servers and timers may still be open.
-    process.exit(err instanceof ConfigError ? 2 : 1);
-  },
-);
+runCli('nodepulse-agent', main, ['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError', 'ListenError']);

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { runCli } from '../agent/cliRunner.js';
 import { ConfigError } from '../agent/config/configError.js';
 import { createLogger } from '../agent/log.js';
 import { loadControllerConfig } from './config/controllerConfig.js';
@@ -112,17 +113,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Errors an operator fixes in config or cluster: one clear line, no stack trace. */
-const operatorErrors = new Set(['ConfigError']);
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    const error = err as Error;
-    const known = operatorErrors.has(error?.name);
-    process.stderr.write(`nodepulse-controller: ${known ? error.message : (error?.stack ?? String(err))}\n`);
-    process.exit(err instanceof ConfigError ? 2 : 1);
-  },
-);
+runCli('nodepulse-controller', main, ['ConfigError']);

@@ -11,7 +11,6 @@ type DeploymentState =
   | { mode: 'unknown'; error: string };
 
 const tlsCodes = /CERT|SELF_SIGNED|TLS|SSL|ERR_TLS|UNABLE_TO_VERIFY|HOSTNAME_MISMATCH/;
-const unreachableCodes = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'EPIPE']);
 
 /**
  * The seed's step 2 per node. Cheap part: the konnectivity-agent Deployment's readiness
@@ -104,7 +103,7 @@ function classify(err: unknown): string {
   if (err.status === 0) {
     if (tlsCodes.test(err.reason)) return 'tls';
     if (err.reason === 'Timeout') return 'timeout';
-    if (unreachableCodes.has(err.reason)) return 'apiServerUnreachable';
+    // Refused, reset, no route, no DNS answer for the API server...: the node -> API server leg.
     return 'apiServerUnreachable';
   }
   if (err.status === 403 || err.status === 401) return 'forbidden';

@@ -15,7 +15,7 @@ import {
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
 import { startArmStandIn, startTokenStandIn, type ArmStandIn, type TokenStandIn } from '../support/armStandIn.js';
-import { ControllerProcess } from '../support/controllerProcess.js';
+import { CliProcess, controllerCli, eventually as waitFor } from '../support/cliProcess.js';
 
 /**
  * The controller end to end: built CLI processes running as the nodepulse-controller
@@ -38,7 +38,7 @@ let login: TokenStandIn;
 let dir: string;
 let controllerKubeconfig: string;
 let tokenFile: string;
-const replicas: ControllerProcess[] = [];
+const replicas: CliProcess[] = [];
 const createdNodes: string[] = [];
 
 beforeAll(async () => {
@@ -147,8 +147,8 @@ function controllerConfig(pool: string, overrides: { stepTimeoutSeconds?: number
   };
 }
 
-function startReplica(podName: string, config: object): ControllerProcess {
-  const replica = ControllerProcess.start(dir, podName, config);
+function startReplica(podName: string, config: object): CliProcess {
+  const replica = CliProcess.start(controllerCli, dir, podName, config, { POD_NAME: podName });
   replicas.push(replica);
   return replica;
 }
@@ -163,28 +163,13 @@ async function eventsOf(node: string): Promise<CoreV1Event[]> {
 
 const reasonsOf = async (node: string) => (await eventsOf(node)).map((e) => e.reason);
 
-async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const logs = replicas.map((r) => `--- ${r.podName}:\n${r.logTail()}`).join('\n');
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? ` (${(lastError as Error).message})` : ''}\n${logs}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
+/** Polls with every replica's log in the failure message. */
+const eventually = <T>(what: string, check: () => Promise<T | undefined>, timeoutMs: number) => waitFor(what, check, timeoutMs, replicas, 200);
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const armCallsFor = (instance: string, action?: string) => arm.actionCalls(action).filter((c) => c.instanceId === instance);
 
-async function metricsOf(replica: ControllerProcess): Promise<string> {
+async function metricsOf(replica: CliProcess): Promise<string> {
   const started = await eventually('the metrics port in the log', async () => replica.logged('nodepulse controller starting')[0], 10_000);
   const response = await fetch(`http://127.0.0.1:${String(started.metricsPort)}/metrics`);
   return response.text();
