@@ -11,6 +11,7 @@ import { freeLoopbackPort } from './support/loopbackPort.js';
 import { machineFacts } from './support/machine.js';
 import { NodeWatch } from './support/nodeWatch.js';
 import { median, percentile } from './support/stats.js';
+import { onlyProbes } from '../test/support/onlyProbes.js';
 
 /**
  * Detection latency against the real API server: a fault is injected into a probe's target
@@ -49,16 +50,10 @@ function agentConfig(options: { kubeconfig: string; port: number; procRoot: stri
     sysRoot: options.sysRoot,
     server: { address: '127.0.0.1', port: options.port },
     publish: { enabled: true },
-    probes: {
+    probes: onlyProbes({
       cpu: { ...hysteresis, someAvg10Percent: 50 },
       dns: { ...hysteresis, timeoutMs: 500, checks: [{ name: 'BenchDNS', server: options.dnsServer, query: 'kubernetes.default.svc.cluster.local' }] },
-      memory: { enabled: false },
-      pid: { enabled: false },
-      diskIO: { enabled: false },
-      diskSpace: { enabled: false },
-      kubelet: { enabled: false },
-      konnectivity: { enabled: false },
-    },
+    }),
   };
 }
 

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
 import { AgentProcess, eventually, freeLoopbackPort } from '../support/agentProcess.js';
 import { TestDnsServer } from '../support/dnsServer.js';
+import { onlyProbes } from '../support/onlyProbes.js';
 
 const cluster = testCluster();
 const core = cluster.adminKubeConfig().makeApiClient(CoreV1Api);
@@ -70,20 +71,16 @@ async function agentConfig(node: string, overrides: { probes?: Record<string, un
     publish: { enabled: true, heartbeatSeconds: 300, backoffMaxSeconds: 2, ...overrides.publish },
     ...(overrides.reboot ? { reboot: overrides.reboot } : {}),
     probes: {
-      cpu: { intervalSeconds: 1, failureThreshold: threshold, recoveryThreshold: threshold, someAvg10Percent: 50 },
-      dns: {
-        intervalSeconds: 1,
-        failureThreshold: threshold,
-        recoveryThreshold: threshold,
-        timeoutMs: 300,
-        checks: [{ name: 'ClusterDNS', server: dns.address, query: 'kubernetes.default.svc.cluster.local', type: 'A' }],
-      },
-      memory: { enabled: false },
-      pid: { enabled: false },
-      diskIO: { enabled: false },
-      diskSpace: { enabled: false },
-      kubelet: { enabled: false },
-      konnectivity: { enabled: false },
+      ...onlyProbes({
+        cpu: { intervalSeconds: 1, failureThreshold: threshold, recoveryThreshold: threshold, someAvg10Percent: 50 },
+        dns: {
+          intervalSeconds: 1,
+          failureThreshold: threshold,
+          recoveryThreshold: threshold,
+          timeoutMs: 300,
+          checks: [{ name: 'ClusterDNS', server: dns.address, query: 'kubernetes.default.svc.cluster.local', type: 'A' }],
+        },
+      }),
       ...overrides.probes,
     },
   };

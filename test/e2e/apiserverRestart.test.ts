@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
 import { AgentProcess, eventually, freeLoopbackPort } from '../support/agentProcess.js';
 import { TestDnsServer } from '../support/dnsServer.js';
+import { onlyProbes } from '../support/onlyProbes.js';
 
 const repo = join(import.meta.dirname, '../..');
 const work = mkdtempSync(join(tmpdir(), 'nodepulse-e2e-restart-'));
@@ -42,16 +43,9 @@ beforeAll(async () => {
     kubeconfig,
     server: { address: '127.0.0.1', port },
     publish: { enabled: true, backoffMaxSeconds: 2 },
-    probes: {
+    probes: onlyProbes({
       dns: { intervalSeconds: 1, failureThreshold: 2, recoveryThreshold: 2, timeoutMs: 300, checks: [{ name: 'ClusterDNS', server: dns.address, query: 'kubernetes.default.svc.cluster.local' }] },
-      cpu: { enabled: false },
-      memory: { enabled: false },
-      pid: { enabled: false },
-      diskIO: { enabled: false },
-      diskSpace: { enabled: false },
-      kubelet: { enabled: false },
-      konnectivity: { enabled: false },
-    },
+    }),
   });
 });
 

@@ -6,6 +6,7 @@ import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, type V1NodeCondi
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
 import { AgentProcess, eventually } from '../support/agentProcess.js';
+import { onlyProbes } from '../support/onlyProbes.js';
 import { TestNetwork } from '../support/testNetwork.js';
 
 const cluster = testCluster();
@@ -63,16 +64,9 @@ beforeAll(async () => {
     kubeconfig,
     server: { address: network.hostAddress, port },
     publish: { enabled: true, backoffMaxSeconds: 2 },
-    probes: {
+    probes: onlyProbes({
       konnectivity: { intervalSeconds: 1, failureThreshold: 2, recoveryThreshold: 2, timeoutMs: 8000, deploymentCacheSeconds: 1, podName: pod, podNamespace: 'nodepulse' },
-      cpu: { enabled: false },
-      memory: { enabled: false },
-      pid: { enabled: false },
-      diskIO: { enabled: false },
-      diskSpace: { enabled: false },
-      dns: { enabled: false },
-      kubelet: { enabled: false },
-    },
+    }),
   });
 });
 
