@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { TestDnsServer } from '../test/support/dnsServer.js';
 import { nodeVersion, projectNode, startAgent, waitForOk } from './support/agentProcess.js';
 import type { BenchProcess } from './support/benchProcess.js';
+import { daemonSetNodeFlags } from './support/daemonSetFlags.js';
 import { InClusterBench } from './support/inClusterAgent.js';
 import { PROBE_INTERVAL_SECONDS, standaloneAgentConfig } from './support/benchAgentConfig.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
@@ -90,9 +91,10 @@ const statusMiB = (status: string, key: string) => mib(Number(new RegExp(`^${key
 
 export async function main(options: BenchOptions): Promise<void> {
   const node = projectNode();
-  const imports = measureImportCost(node, [], agentImportSteps(repoRoot()));
+  const flags = daemonSetNodeFlags();
+  const imports = measureImportCost(node, flags, agentImportSteps(repoRoot()));
   process.stdout.write(
-    '\nImport cost in a fresh Node (after full GC): RSS MiB after each step, and what the step added\n' +
+    `\nImport cost in a fresh Node with the DaemonSet's flags (${flags.join(' ')}), after full GC: RSS MiB after each step, and what it added\n` +
       renderTable(
         ['step', 'anon', 'file', '+anon', '+file'],
         imports.map((s) => [s.step, s.anonMiB, s.fileMiB, s.addedAnonMiB, s.addedFileMiB]),
@@ -107,12 +109,12 @@ export async function main(options: BenchOptions): Promise<void> {
     const standalone = await runningAgentReport(dir, 'standalone', rounds, async (nodeFlags, env) => {
       const port = await freeLoopbackPort();
       const config = standaloneAgentConfig({ port, dnsServer: dns.address, query: 'memory.bench.test' });
-      return { process: startAgent({ name: 'standalone', dir, config, nodeFlags, env }), baseUrl: `http://127.0.0.1:${port}` };
+      return { process: startAgent({ name: 'standalone', dir, config, nodeFlags: [...flags, ...nodeFlags], env }), baseUrl: `http://127.0.0.1:${port}` };
     });
     reports.standalone = summarise(standalone);
     const inCluster = await InClusterBench.start(dns, (line) => process.stderr.write(`agentMemory: ${line}\n`));
     try {
-      const report = await runningAgentReport(dir, 'in-cluster', rounds, (nodeFlags, env) => inCluster.startAgent({ index: 0, dir, nodeFlags, env }));
+      const report = await runningAgentReport(dir, 'in-cluster', rounds, (nodeFlags, env) => inCluster.startAgent({ index: 0, dir, nodeFlags: [...flags, ...nodeFlags], env }));
       reports['in-cluster'] = summarise(report);
     } finally {
       await inCluster.stop();
@@ -137,6 +139,7 @@ export async function main(options: BenchOptions): Promise<void> {
     at: new Date().toISOString(),
     machine: machineFacts(),
     node: nodeVersion(node),
+    daemonSetFlags: flags,
     imports,
     rounds,
     runningAgents: reports,

@@ -7,6 +7,7 @@ import { parseWriteCounts, writesBetween, type WriteCounts } from './support/api
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import type { BenchOptions } from './support/benchOptions.js';
 import { BenchCluster } from './support/benchCluster.js';
+import { daemonSetNodeFlags } from './support/daemonSetFlags.js';
 import type { BenchProcess } from './support/benchProcess.js';
 import { ratio, renderTable, writeResults } from './support/benchOutput.js';
 import { KubeletStandIn } from './support/kubeletStandIn.js';
@@ -108,6 +109,7 @@ export async function main(options: BenchOptions): Promise<void> {
     agent.process = startAgent({
       name: 'agent',
       dir,
+      nodeFlags: daemonSetNodeFlags(),
       config: agentConfig({ nodeName: 'writes-agent', kubeconfig: agent.cluster.agentKubeconfig, port: agentPort, dnsServer: agent.dns.address, kubeletUrl: kubelet.url }),
     });
     await npd.cluster.createNode('writes-npd');

@@ -6,6 +6,7 @@ import { startAgent, waitForOk } from './support/agentProcess.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import type { BenchOptions } from './support/benchOptions.js';
 import { BenchCluster } from './support/benchCluster.js';
+import { daemonSetNodeFlags } from './support/daemonSetFlags.js';
 import { renderTable, writeResults } from './support/benchOutput.js';
 import { freeLoopbackPort } from './support/loopbackPort.js';
 import { machineFacts } from './support/machine.js';
@@ -96,6 +97,7 @@ export async function main(options: BenchOptions): Promise<void> {
     agent = startAgent({
       name: 'agent',
       dir,
+      nodeFlags: daemonSetNodeFlags(),
       config: agentConfig({ kubeconfig: cluster.agentKubeconfig, port, procRoot, sysRoot: join(dir, 'sys'), dnsServer: dns.address }),
     });
     await waitForOk(`http://127.0.0.1:${port}/readyz`, 60_000, agent);

@@ -44,14 +44,20 @@ export function measureImportCost(node: string, nodeFlags: string[], steps: Arra
   });
 }
 
-/** The agent's third-party packages in the order its modules import them, then its own modules. */
+/**
+ * What the running agent imports, in its order: its runtime packages, then its own modules;
+ * last, two that it loads only on demand (ws, on the first /stream client) or only in its
+ * short-lived config-check child (yaml and zod), to show what keeping them out saves.
+ */
 export function agentImportSteps(repoRoot: string): Array<[string, string]> {
   const dist = (path: string) => pathToFileURL(join(repoRoot, 'dist', path)).href;
-  const packages = ['dns-packet', 'pino', 'yaml', 'zod', 'ws', 'prom-client'];
   return [
-    ...packages.map((name): [string, string] => [name, import.meta.resolve(name)]),
+    ...['dns-packet', 'pino', 'prom-client'].map((name): [string, string] => [name, import.meta.resolve(name)]),
     ['agent modules (standalone)', dist('agent/agent.js')],
     ['probe registry', dist('agent/probes/registry.js')],
     ['in-cluster wiring (publisher, kube client)', dist('agent/inCluster.js')],
+    ['ws (only on the first /stream client)', import.meta.resolve('ws')],
+    ['yaml (config-check child only)', import.meta.resolve('yaml')],
+    ['zod (config-check child only)', import.meta.resolve('zod')],
   ];
 }
