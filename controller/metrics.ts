@@ -68,7 +68,7 @@ export class ControllerMetrics {
   private readonly blockedRules = new Set<string>();
 
   constructor(defaultMetrics = true) {
-    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'nodepulse_controller_' });
+    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'nodepulse_controller_', eventLoopMonitoringPrecision: 1000 });
   }
 
   stepStarted(step: Step, provider: string): void {

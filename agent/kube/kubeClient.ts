@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import { Agent, request as httpsRequest } from 'node:https';
+import { http } from '../nodeHttp.js';
 import type { KubeCredentials } from './kubeCredentials.js';
 
 export type PatchType = 'strategic' | 'merge' | 'json';
@@ -150,7 +151,7 @@ export class KubeClient {
       headers['Content-Length'] = payload.length;
     }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
-    const requester = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const requester = this.url.protocol === 'https:' ? httpsRequest : http.request;
     return new Promise((resolve, reject) => {
       const req = requester(
         {

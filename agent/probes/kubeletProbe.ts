@@ -1,5 +1,5 @@
-import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { http } from '../nodeHttp.js';
 import type { ProbesConfig } from '../config/schema.js';
 import { round } from './figureFormat.js';
 import { type Probe, type ProbeResult, type Verdict, result } from './probe.js';
@@ -18,7 +18,7 @@ class HealthzTimeout extends Error {
  */
 function getBounded(url: URL, timeoutMs: number, signal: AbortSignal, limit: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const get = url.protocol === 'https:' ? httpsGet : httpGet;
+    const get = url.protocol === 'https:' ? httpsGet : http.get;
     const req = get(url, { signal }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;

@@ -1,6 +1,7 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
+import { http } from '../nodeHttp.js';
 import type { Logger } from 'pino';
 import type { NodeCondition, ProblemEvent } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
@@ -61,7 +62,7 @@ export class HealthServer {
     private readonly log: Logger,
   ) {
     this.maxClients = options.maxStreamClients ?? 32;
-    this.server = createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) =>
+    this.server = http.createServer({ maxHeaderSize: 8192, requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) =>
       this.handle(req, res),
     );
     this.server.keepAliveTimeout = 5_000;
