@@ -36,7 +36,7 @@ export class InClusterWiring {
     }
     const credentials = config.kubeconfig
       ? (await import('./kube/kubeconfigFile.js')).kubeconfigCredentials(config.kubeconfig)
-      : inClusterCredentials();
+      : inClusterCredentials(process.env, config.serviceAccountDir);
     return new InClusterWiring(config, credentials, log);
   }
 

@@ -167,6 +167,8 @@ export const agentConfigSchema = z.strictObject({
   procRoot: z.string().default('/proc'),
   sysRoot: z.string().default('/sys'),
   kubeconfig: z.string().optional(),
+  /** In a pod (no kubeconfig): where the ServiceAccount token and CA are mounted. */
+  serviceAccountDir: z.string().default('/var/run/secrets/kubernetes.io/serviceaccount'),
   server: withDefaults(server),
   publish: withDefaults(publish),
   reboot: withDefaults(reboot),

@@ -82,6 +82,8 @@ export class KubeClient {
 
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const { status, headers, body } = await this.send(method, path, options);
+    // The token may have been rotated under us: look at the file again before the next call.
+    if (status === 401) this.tokenReadAt = 0;
     if (status >= 200 && status < 300) {
       if (options.raw) return body as T;
       if (body.length === 0) return undefined as T;

@@ -16,14 +16,12 @@ export interface KubeCredentials {
   source: string;
 }
 
-export const serviceAccountDir = '/var/run/secrets/kubernetes.io/serviceaccount';
-
 export class KubeCredentialsError extends Error {
   override name = 'KubeCredentialsError';
 }
 
 /** In-cluster credentials from the ServiceAccount mount and the service environment. */
-export function inClusterCredentials(env: NodeJS.ProcessEnv = process.env, dir = serviceAccountDir): KubeCredentials {
+export function inClusterCredentials(env: NodeJS.ProcessEnv, dir: string): KubeCredentials {
   const host = env.KUBERNETES_SERVICE_HOST;
   const port = env.KUBERNETES_SERVICE_PORT ?? '443';
   if (!host) {

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1NodeCondition } from '@kubernetes/client-node';
+import { parse as parseYaml } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
 import { AgentProcess, eventually, freeLoopbackPort } from '../support/agentProcess.js';
@@ -303,6 +304,29 @@ describe('agent in a cluster, as its ServiceAccount', () => {
       const text = await cluster.kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${node},reason=RebootingOnRequest`, '-o', 'name']);
       return text.trim() ? true : undefined;
     }, 10_000, a);
+  });
+
+  it('runs on the ServiceAccount mount as in a pod, and picks up a rotated token', async () => {
+    const node = 'e2e-publish-incluster';
+    await createNode(node);
+    // The mount a pod gets: the CA and a token file, plus the service environment variables.
+    const mount = join(work, 'serviceaccount');
+    mkdirSync(mount, { recursive: true });
+    const kubeconfigDoc = parseYaml(readFileSync(agentKubeconfig, 'utf8')) as {
+      clusters: Array<{ cluster: { server: string; 'certificate-authority-data': string } }>;
+      users: Array<{ user: { token: string } }>;
+    };
+    const cluster0 = kubeconfigDoc.clusters[0]?.cluster;
+    writeFileSync(join(mount, 'ca.crt'), Buffer.from(cluster0?.['certificate-authority-data'] ?? '', 'base64'));
+    writeFileSync(join(mount, 'token'), 'not-a-valid-token');
+    const server = new URL(cluster0?.server ?? '');
+    const { kubeconfig: _offCluster, ...config } = await agentConfig(node);
+    const a = AgentProcess.start(work, node, { ...config, serviceAccountDir: mount }, { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port });
+    agent = a;
+    await eventually('the agent to be refused with the stale token', async () => (a.logLines.some((l) => l.includes('401')) ? true : undefined), 15_000, a);
+    // The kubelet rotates the projected token: the agent reads the new one after a 401.
+    writeFileSync(join(mount, 'token'), kubeconfigDoc.users[0]?.user.token ?? '');
+    await waitForInitialConditions(node, a);
   });
 
   it('stops with a clear error when NODE_NAME names no Node', async () => {
