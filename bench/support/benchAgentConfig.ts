@@ -22,11 +22,12 @@ export function standaloneAgentConfig(options: { port: number; dnsServer: string
 
 /**
  * In-cluster, every probe on at its default interval, publisher running as the agent's
- * ServiceAccount; the targets that would leave the machine point at local stand-ins.
+ * ServiceAccount from its mounted token (as in a pod); the targets that would leave the
+ * machine point at local stand-ins.
  */
 export function inClusterAgentConfig(options: {
   nodeName: string;
-  kubeconfig: string;
+  serviceAccountDir: string;
   address: string;
   port: number;
   dnsServer: string;
@@ -36,7 +37,7 @@ export function inClusterAgentConfig(options: {
 }) {
   return {
     nodeName: options.nodeName,
-    kubeconfig: options.kubeconfig,
+    serviceAccountDir: options.serviceAccountDir,
     server: { address: options.address, port: options.port },
     publish: { enabled: true },
     probes: {

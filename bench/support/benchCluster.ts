@@ -1,5 +1,6 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../test/cluster/controlPlane.js';
 import { repoRoot } from './benchOutput.js';
 
@@ -31,6 +32,26 @@ export class BenchCluster {
       await plane.stop();
       throw err;
     }
+  }
+
+  /**
+   * What the kubelet mounts into the agent's pod: the ServiceAccount's token and CA in a
+   * folder, and the service environment pointing at this API server, so an agent runs the
+   * in-cluster path of a real pod rather than the kubeconfig one.
+   */
+  serviceAccountMount(dir: string): { dir: string; env: NodeJS.ProcessEnv } {
+    const config = new KubeConfig();
+    config.loadFromFile(this.agentKubeconfig);
+    const token = config.getCurrentUser()?.token;
+    const cluster = config.getCurrentCluster();
+    if (!token || !cluster?.caData) throw new Error(`${this.agentKubeconfig} has no token or no certificate-authority-data`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'token'), token, { mode: 0o600 });
+    writeFileSync(join(dir, 'ca.crt'), Buffer.from(cluster.caData, 'base64'));
+    writeFileSync(join(dir, 'namespace'), 'nodepulse');
+    const server = new URL(cluster.server);
+    // KUBECONFIG emptied so that a kubeconfig in the bench's own environment cannot take over.
+    return { dir, env: { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, KUBECONFIG: '' } };
   }
 
   async createNode(name: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { TestDnsServer } from '../../test/support/dnsServer.js';
 import { TestNetwork } from '../../test/support/testNetwork.js';
 import { startAgent } from './agentProcess.js';
@@ -49,9 +50,10 @@ export class InClusterBench {
     const query = `incluster${options.index}.bench.test`;
     await this.cluster.createNode(nodeName);
     await this.cluster.createAgentPod({ name: podName, node: nodeName, port, podIP: this.network.hostAddress, hostIP: this.network.hostAddress });
+    const mount = this.cluster.serviceAccountMount(join(options.dir, `serviceaccount-${options.index}`));
     const config = inClusterAgentConfig({
       nodeName,
-      kubeconfig: this.cluster.agentKubeconfig,
+      serviceAccountDir: mount.dir,
       address: this.network.hostAddress,
       port,
       dnsServer: this.dns.address,
@@ -59,7 +61,13 @@ export class InClusterBench {
       kubeletUrl: this.kubelet.url,
       podName,
     });
-    const process = startAgent({ name: `incluster${options.index}`, dir: options.dir, config, nodeFlags: options.nodeFlags, env: options.env });
+    const process = startAgent({
+      name: `incluster${options.index}`,
+      dir: options.dir,
+      config,
+      nodeFlags: options.nodeFlags,
+      env: { ...mount.env, ...options.env },
+    });
     return { process, nodeName, baseUrl: `http://${this.network.hostAddress}:${port}`, query };
   }
 
