@@ -6,7 +6,7 @@ import { type NodeRoots, ProcFileError, parseCount, readErrorVerdict, readOption
 import { type Psi, psiFigures, readPsi } from './psi.js';
 
 /** The cumulative counters of one /proc/diskstats line that the rates are computed from. */
-interface DiskCounters {
+export interface DiskCounters {
   reads: number;
   readSectors: number;
   readMs: number;

@@ -1,33 +1,24 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../../agent/config/schema.js';
-import { DiskIOProbe } from '../../agent/probes/diskIOProbe.js';
+import { DiskIOProbe, type DiskCounters } from '../../agent/probes/diskIOProbe.js';
 import { FixtureTree } from '../support/fixtureTree.js';
 
 const diskIOConfig = (overrides: Record<string, unknown> = {}) =>
   agentConfigSchema.parse({ probes: { diskIO: overrides } }).probes.diskIO;
 const signal = () => new AbortController().signal;
 
-interface Counters {
-  reads: number;
-  readSectors: number;
-  readMs: number;
-  writes: number;
-  writeSectors: number;
-  writeMs: number;
-  inFlight: number;
-  ioTicksMs: number;
-}
 
-const idle: Counters = { reads: 0, readSectors: 0, readMs: 0, writes: 0, writeSectors: 0, writeMs: 0, inFlight: 0, ioTicksMs: 0 };
+
+const idle: DiskCounters = { reads: 0, readSectors: 0, readMs: 0, writes: 0, writeSectors: 0, writeMs: 0, inFlight: 0, ioTicksMs: 0 };
 
 /** One /proc/diskstats line (kernel 5.5+ layout: 11 IO fields, 4 discard, 2 flush). */
-function line(minor: number, name: string, c: Counters): string {
+function line(minor: number, name: string, c: DiskCounters): string {
   const fields = [c.reads, 0, c.readSectors, c.readMs, c.writes, 0, c.writeSectors, c.writeMs, c.inFlight, c.ioTicksMs, 0];
   return `   8      ${minor} ${name} ${fields.join(' ')} 0 0 0 0 0 0`;
 }
 
-const sdaBefore: Counters = {
+const sdaBefore: DiskCounters = {
   reads: 1000,
   readSectors: 80_000,
   readMs: 5000,
@@ -41,7 +32,7 @@ const sdaBefore: Counters = {
  * Ten seconds later: 30000 reads + 20000 writes (5000 IOPS), 100 MiB read + 200 MiB written
  * (30 MiB/s), 100 s of IO time over 50000 IOs (2 ms await), busy 9.5 of 10 s (95%).
  */
-const sdaAfter: Counters = {
+const sdaAfter: DiskCounters = {
   reads: 31_000,
   readSectors: 80_000 + 204_800,
   readMs: 65_000,
@@ -52,7 +43,7 @@ const sdaAfter: Counters = {
   ioTicksMs: 39_500,
 };
 
-function diskstats(sda: Counters, others: Partial<Record<string, Counters>> = {}): string {
+function diskstats(sda: DiskCounters, others: Partial<Record<string, DiskCounters>> = {}): string {
   const lines = [
     line(0, 'sda', sda),
     line(1, 'sda1', sda),
