@@ -8,8 +8,6 @@ const diskIOConfig = (overrides: Record<string, unknown> = {}) =>
   agentConfigSchema.parse({ probes: { diskIO: overrides } }).probes.diskIO;
 const signal = () => new AbortController().signal;
 
-
-
 const idle: DiskCounters = { reads: 0, readSectors: 0, readMs: 0, writes: 0, writeSectors: 0, writeMs: 0, inFlight: 0, ioTicksMs: 0 };
 
 /** One /proc/diskstats line (kernel 5.5+ layout: 11 IO fields, 4 discard, 2 flush). */
