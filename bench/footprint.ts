@@ -20,8 +20,7 @@ import { nodeProblemDetectorBinary, nodeProblemDetectorVersion, startNodeProblem
 /**
  * Footprint of our agent against node-problem-detector, side by side in one run, doing the same
  * work every 10 s: CPU, memory and disk statistics and one DNS lookup through a local server.
- * Agents run with the DaemonSet's V8 flags; extra rows show what the flags save and what the
- * last CPU lever (prom-client's 10 ms event-loop delay monitor) costs.
+ * Agents run with the DaemonSet's V8 flags; extra rows show what the flags save.
  */
 
 const INTERVAL_SECONDS = PROBE_INTERVAL_SECONDS;
@@ -30,13 +29,11 @@ const RSS_BUDGET_MIB = 64;
 
 /** The V8 flags the DaemonSet runs the agent with (read from its manifest). */
 const SHIPPED_FLAGS = daemonSetNodeFlags();
-const EVENT_LOOP_MONITOR_AT_1S = `--import=${new URL('./support/eventLoopMonitorAt1s.js', import.meta.url).href}`;
 
-/** Standalone agents: as shipped, without the flags (what they save), and one CPU lever. */
+/** Standalone agents: as shipped, and without the flags (what they save). */
 const standaloneVariants: Array<{ name: string; nodeFlags: string[] }> = [
   { name: 'agent', nodeFlags: SHIPPED_FLAGS },
   { name: 'agent without V8 flags', nodeFlags: [] },
-  { name: 'agent, event-loop monitor at 1 s', nodeFlags: [...SHIPPED_FLAGS, EVENT_LOOP_MONITOR_AT_1S] },
 ];
 
 /** In-cluster agents: every probe on, publisher running, each on its own Node object. */
