@@ -24,11 +24,6 @@ export class KubeApiError extends Error {
   ) {
     super(message);
   }
-
-  /** Worth retrying later: network failures, timeouts, throttling and server errors. */
-  get transient(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
-  }
 }
 
 export interface RequestOptions {
@@ -74,10 +69,6 @@ export class KubeClient {
       });
     }
     this.token = credentials.token;
-  }
-
-  get server(): string {
-    return this.credentials.server;
   }
 
   async request<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {

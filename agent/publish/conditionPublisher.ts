@@ -35,8 +35,6 @@ export class ConditionPublisher {
   private readonly backoff: Backoff;
   /** Owned types on the Node that no enabled probe sets any more: removed at the next write. */
   private stale: ConditionType[] = [];
-  /** Writes done since start (status patches), for the footprint figures. */
-  writes = 0;
 
   constructor(
     private readonly api: AgentKubeApi,
@@ -145,7 +143,6 @@ export class ConditionPublisher {
           this.dirty = true;
           throw err;
         }
-        this.writes += 1;
         this.stale = [];
         this.synced = true;
       }

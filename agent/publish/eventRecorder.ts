@@ -25,7 +25,6 @@ interface Pending {
 interface Written {
   name: string;
   count: number;
-  firstAt: number;
   lastAt: number;
 }
 
@@ -136,7 +135,7 @@ export class EventRecorder {
     await this.api.createEvent('default', event);
     this.suppressed = 0;
     this.written.delete(key);
-    this.written.set(key, { name: event.metadata?.name as string, count: 1, firstAt: pending.at, lastAt: pending.at });
+    this.written.set(key, { name: event.metadata?.name as string, count: 1, lastAt: pending.at });
     // Reasons are a small closed set, but bound the map anyway (oldest first out).
     if (this.written.size > 256) this.written.delete(this.written.keys().next().value as string);
   }
