@@ -14,6 +14,7 @@ COPY package.json package-lock.json ./
 # already has one.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
+COPY common ./common
 COPY agent ./agent
 COPY controller ./controller
 RUN npx tsc -p tsconfig.json
@@ -24,6 +25,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 # Compiled JavaScript only: no TypeScript sources, tests or dev dependencies.
+COPY --from=build /src/dist/common ./dist/common
 COPY --from=build /src/dist/agent ./dist/agent
 COPY --from=build /src/dist/controller ./dist/controller
 # The image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it.

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import { ConditionEngine, type ConditionRule } from './conditions/conditionEngine.js';
-import { conditionTypeByProbe, type ProbeName } from './conditions/conditionTypes.js';
+import { conditionTypeByProbe, type ProbeName } from '../common/contract.js';
 import { AgentMetrics } from './metrics/agentMetrics.js';
 import { ProbeLoop } from './probeLoop.js';
 import type { Probe } from './probes/probe.js';

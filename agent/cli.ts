@@ -2,12 +2,12 @@
 import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
 import { checkConfigFlag, loadAgentConfigIsolated } from './config/isolatedConfigLoader.js';
-import { createLogger } from './log.js';
+import { createLogger } from '../common/log.js';
 import { renderTable, sampleOnce } from './onceReport.js';
 import { InClusterWiring } from './inCluster.js';
 import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildProbes } from './probes/registry.js';
-import { runCli } from './cliRunner.js';
+import { runCli } from '../common/cliRunner.js';
 
 const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
 

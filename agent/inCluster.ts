@@ -1,20 +1,20 @@
 import type { Logger } from 'pino';
 import type { Agent } from './agent.js';
 import type { AgentConfig } from './config/schema.js';
-import { ConfigError } from './config/configError.js';
+import { ConfigError } from '../common/config/configError.js';
 import { AgentKubeApi } from './kube/agentKubeApi.js';
 import { KubeClient } from './kube/kubeClient.js';
 import { inClusterCredentials, type KubeCredentials } from './kube/kubeCredentials.js';
 import { KonnectivityEcho, echoRoute } from './probes/konnectivityEcho.js';
 import { KonnectivityProbe } from './probes/konnectivityProbe.js';
 import type { ProbeFactory } from './probes/registry.js';
-import type { ProbeName } from './conditions/conditionTypes.js';
+import { components, type ProbeName } from '../common/contract.js';
 import { ConditionPublisher } from './publish/conditionPublisher.js';
 import { EventRecorder } from './publish/eventRecorder.js';
 import { RebootOnRequest } from './reboot/rebootOnRequest.js';
 import type { RouteHandler } from './server/healthServer.js';
 
-export const agentComponent = 'nodepulse-agent';
+export const agentComponent = components.agent;
 
 /**
  * What the agent adds when it publishes to a cluster: the API client, the probes that need

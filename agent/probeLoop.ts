@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { ConditionEngine, type Observation } from './conditions/conditionEngine.js';
-import { engineReasons } from './conditions/conditionTypes.js';
+import { engineReasons } from '../common/contract.js';
 import type { Probe, ProbeResult } from './probes/probe.js';
 
 export interface ProbeLoopEvents {

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { conditionTypeByProbe } from '../agent/conditions/conditionTypes.js';
+import { conditionTypeByProbe } from '../common/contract.js';
 import { TestDnsServer } from '../test/support/dnsServer.js';
 import { startAgent, nodeVersion, projectNode } from './support/agentProcess.js';
 import type { BenchOptions } from './support/benchOptions.js';

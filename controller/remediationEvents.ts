@@ -1,5 +1,6 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
-import { nodeEvent } from '../agent/kube/nodeEvent.js';
+import { controllerEventReasons, stepEventReason } from '../common/contract.js';
+import { nodeEvent } from '../common/kube/nodeEvent.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
 import type { RemediationDecision } from './decide.js';
 import { formatDuration } from './detection.js';
@@ -25,52 +26,48 @@ type StartDecision = Extract<RemediationDecision, { kind: 'start' }>;
 
 const stepNames: Record<Step, string> = { reboot: 'Reboot', reimage: 'Reimage', redeploy: 'Redeploy' };
 
-export function stepReason(step: Step, phase: 'Start' | 'End' | 'Error'): string {
-  return `Node${stepNames[step]}${phase}`;
-}
-
 export function stepStartEvent(ctx: EventContext, decision: StartDecision, dryRun: boolean): CoreV1Event {
   const position =
     decision.step === 'reboot' ? 'first step of the sequence' : decision.step === 'reimage' ? 'second step of the sequence' : 'last step of the sequence';
   const message = `${stepNames[decision.step]} started because ${decision.why}; ${position} (attempt ${decision.attempt} of ${ctx.config.ladder.maxAttempts})${
     dryRun ? ' [dry run: nothing is done]' : ''
   }`;
-  return event(ctx, 'Normal', stepReason(decision.step, 'Start'), message);
+  return event(ctx, 'Normal', stepEventReason(decision.step, 'Start'), message);
 }
 
 export function stepEndEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: true }>): CoreV1Event {
   const wait = formatDuration(ctx.config.ladder.recoveryWaitSeconds[step] * 1000);
   const message = `${stepNames[step]} finished: ${result.detail}. This says nothing about the node's health, which is checked over the next ${wait}`;
-  return event(ctx, 'Normal', stepReason(step, 'End'), message);
+  return event(ctx, 'Normal', stepEventReason(step, 'End'), message);
 }
 
 export function stepErrorEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: false }>): CoreV1Event {
-  return event(ctx, 'Warning', stepReason(step, 'Error'), `${stepNames[step]} failed: ${result.code}: ${result.message}`);
+  return event(ctx, 'Warning', stepEventReason(step, 'Error'), `${stepNames[step]} failed: ${result.code}: ${result.message}`);
 }
 
 export function recoveredEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'recovered' }>): CoreV1Event {
-  return event(ctx, 'Normal', 'NodeRemediationRecovered', `Node ${decision.why}; the remediation sequence ends here`);
+  return event(ctx, 'Normal', controllerEventReasons.recovered, `Node ${decision.why}; the remediation sequence ends here`);
 }
 
 export function needsHumanEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'needs-human' }>): CoreV1Event {
   return event(
     ctx,
     'Warning',
-    'NodeRemediationNeedsHuman',
+    controllerEventReasons.needsHuman,
     `Auto-repair gave up: ${decision.why}. A person needs to look at this node (label ${ctx.config.needsHumanLabel}=true)`,
   );
 }
 
 /** Why a needed remediation is not starting: the circuit breaker, a skip rule, a limit. */
 export function heldBackEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'skip' | 'defer' }>): CoreV1Event {
-  if (decision.kind === 'defer') return event(ctx, 'Normal', 'NodeRemediationDeferred', `Not remediating: ${decision.why}`);
-  return event(ctx, 'Warning', 'NodeRemediationSkipped', `Not remediating (${decision.rule}): ${decision.why}`);
+  if (decision.kind === 'defer') return event(ctx, 'Normal', controllerEventReasons.deferred, `Not remediating: ${decision.why}`);
+  return event(ctx, 'Warning', controllerEventReasons.skipped, `Not remediating (${decision.rule}): ${decision.why}`);
 }
 
 export function quarantineEvent(ctx: EventContext, decision: Extract<QuarantineDecision, { kind: 'add' | 'remove' }>): CoreV1Event {
   const taint = `${ctx.config.quarantine.taintKey}:NoSchedule`;
-  if (decision.kind === 'add') return event(ctx, 'Warning', 'NodeQuarantined', `Tainted ${taint} while ${decision.why}`);
-  return event(ctx, 'Normal', 'NodeQuarantineLifted', `Removed taint ${taint}: ${decision.why}`);
+  if (decision.kind === 'add') return event(ctx, 'Warning', controllerEventReasons.quarantined, `Tainted ${taint} while ${decision.why}`);
+  return event(ctx, 'Normal', controllerEventReasons.quarantineLifted, `Removed taint ${taint}: ${decision.why}`);
 }
 
 function event(ctx: EventContext, type: 'Normal' | 'Warning', reason: string, message: string): CoreV1Event {

@@ -1,17 +1,13 @@
+import { foreignTaints } from '../common/contract.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
 import type { NodeFacts } from './nodeHealth.js';
 
 /** Node-level reasons never to remediate, from AKS's own list plus an opt-out. */
 export type NodeSkipRule = 'shutdown-taint' | 'to-be-deleted' | 'never-ready' | 'opted-out';
 
-/** The cloud provider marks a node whose VM is shut down; the node is not broken, it is off. */
-export const SHUTDOWN_TAINT = 'node.cloudprovider.kubernetes.io/shutdown';
-/** The cluster autoscaler is removing this node; repairing it would fight the scale-down. */
-export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
-
 /** A node on its way out of the cluster: never repaired, and not counted by the circuit breaker. */
 export function isLeaving(node: NodeFacts): boolean {
-  return node.taints.some((t) => t.key === SHUTDOWN_TAINT || t.key === TO_BE_DELETED_TAINT);
+  return node.taints.some((t) => t.key === foreignTaints.shutdown || t.key === foreignTaints.toBeDeleted);
 }
 
 export function isOptedOut(node: NodeFacts, config: ControllerConfig): boolean {
@@ -25,11 +21,11 @@ export function isOptedOut(node: NodeFacts, config: ControllerConfig): boolean {
  * take it for a never-ready node.
  */
 export function nodeSkipRule(node: NodeFacts, config: ControllerConfig, continuing: boolean): { rule: NodeSkipRule; why: string } | undefined {
-  if (node.taints.some((t) => t.key === SHUTDOWN_TAINT)) {
-    return { rule: 'shutdown-taint', why: `taint ${SHUTDOWN_TAINT}: the VM is shut down, not broken` };
+  if (node.taints.some((t) => t.key === foreignTaints.shutdown)) {
+    return { rule: 'shutdown-taint', why: `taint ${foreignTaints.shutdown}: the VM is shut down, not broken` };
   }
-  if (node.taints.some((t) => t.key === TO_BE_DELETED_TAINT)) {
-    return { rule: 'to-be-deleted', why: `taint ${TO_BE_DELETED_TAINT}: the cluster autoscaler is removing it` };
+  if (node.taints.some((t) => t.key === foreignTaints.toBeDeleted)) {
+    return { rule: 'to-be-deleted', why: `taint ${foreignTaints.toBeDeleted}: the cluster autoscaler is removing it` };
   }
   if (isOptedOut(node, config)) {
     return { rule: 'opted-out', why: `opted out by ${config.optOut.key}=${config.optOut.value}` };

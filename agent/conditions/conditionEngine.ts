@@ -1,5 +1,5 @@
 import type { ProbeResult } from '../probes/probe.js';
-import { engineReasons, type ConditionType } from './conditionTypes.js';
+import { engineReasons, type ConditionType } from '../../common/contract.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 

@@ -1,5 +1,5 @@
 import { agentConfigSchema, type AgentConfig } from './schema.js';
-import { loadConfig } from './loadConfig.js';
+import { loadConfig } from '../../common/config/loadConfig.js';
 
 /** Friendly environment variables (the downward API and the usual client variables). */
 const agentEnvAliases: Record<string, string> = {

@@ -1,5 +1,5 @@
 import { loadAgentConfig } from './agentConfig.js';
-import { ConfigError } from './configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 
 /**
  * The child side of isolatedConfigLoader.ts (`nodepulse-agent --check-config-json`): validates

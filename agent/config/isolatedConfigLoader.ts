@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { ConfigError } from './configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 import type { AgentConfig } from './schema.js';
 
 type CheckResult = { ok: true; config: AgentConfig } | { ok: false; issues: string[]; source: string };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { keys } from '../../common/contract.js';
 
 /**
  * The agent's configuration, validated once at the edge. Every key has a default so an empty
@@ -152,7 +153,7 @@ const reboot = z.strictObject({
   annotation: z
     .string()
     .regex(/^([a-z0-9.-]+\/)?[A-Za-z0-9][-A-Za-z0-9_.]*$/, 'must be an annotation key such as nodepulse.io/reboot-request')
-    .default('nodepulse.io/reboot-request'),
+    .default(keys.rebootRequest),
   /** Runs in the agent's container; with hostPID, nsenter reaches the host's systemd. */
   command: z.array(z.string().min(1)).min(1).default(['nsenter', '--target', '1', '--mount', '--', '/bin/systemctl', 'reboot']),
   /** Requests older than this are ignored (a controller that died long ago). */

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config/configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 import type { AgentConfig, DnsConfig } from '../config/schema.js';
 import { parseDnsServer, type DnsServerAddress } from './dnsClient.js';
 import type { DnsQuestion } from './dnsReply.js';

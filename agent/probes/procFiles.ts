@@ -1,4 +1,5 @@
 import { readFile, readdir } from 'node:fs/promises';
+import { engineReasons } from '../../common/contract.js';
 import type { Verdict } from './probe.js';
 
 /**
@@ -23,7 +24,7 @@ export interface NodeRoots {
 
 /** The verdict of a sample whose source file could not be read or understood. */
 export function readErrorVerdict(err: ProcFileError): Verdict {
-  return { healthy: false, reason: 'ProbeReadError', message: `cannot use ${err.file}: ${err.detail}` };
+  return { healthy: false, reason: engineReasons.probeReadError, message: `cannot use ${err.file}: ${err.detail}` };
 }
 
 /** Errors that mean "this kernel does not offer the file" rather than "something is broken". */

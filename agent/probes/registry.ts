@@ -1,5 +1,5 @@
 import type { AgentConfig } from '../config/schema.js';
-import type { ProbeName } from '../conditions/conditionTypes.js';
+import type { ProbeName } from '../../common/contract.js';
 import { CpuProbe } from './cpuProbe.js';
 import { DiskIOProbe } from './diskIOProbe.js';
 import { DiskSpaceProbe } from './diskSpaceProbe.js';

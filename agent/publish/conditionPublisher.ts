@@ -1,7 +1,7 @@
 import type { V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConditionEngine, NodeCondition, Observation } from '../conditions/conditionEngine.js';
-import { ownedConditionTypes, type ConditionType } from '../conditions/conditionTypes.js';
+import { ownedConditionTypes, type ConditionType } from '../../common/contract.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError } from '../kube/kubeClient.js';
 import { Backoff } from './backoff.js';

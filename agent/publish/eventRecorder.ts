@@ -1,6 +1,6 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { nodeEvent } from '../kube/nodeEvent.js';
+import { nodeEvent } from '../../common/kube/nodeEvent.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 
 export interface RecorderOptions {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { loadConfig } from '../../agent/config/loadConfig.js';
+import { components, keys } from '../../common/contract.js';
+import { loadConfig } from '../../common/config/loadConfig.js';
 
 /**
  * The remediation controller's configuration, validated once at the edge. Every duration is
@@ -96,13 +97,13 @@ const safety = z.strictObject({
 
 const optOut = z.strictObject({
   /** A node with this label or annotation set to `value` is never remediated nor quarantined. */
-  key: qualifiedKey.default('nodepulse.io/remediation'),
+  key: qualifiedKey.default(keys.optOut),
   value: z.string().default('disabled'),
 });
 
 const platform = z.strictObject({
   /** Event sources of other remediators on Nodes; AKS's own is `aks-auto-repair`. */
-  remediatorSources: z.array(z.string().min(1)).default(['aks-auto-repair']),
+  remediatorSources: z.array(z.string().min(1)).default([components.aksAutoRepair]),
   /** While such an event is younger than this, we defer to the platform on that node. */
   deferSeconds: seconds.default(3600),
 });
@@ -135,7 +136,7 @@ const azureProvider = z.strictObject({
 
 const agentProvider = z.strictObject({
   /** Annotation on the Node that the agent on that node watches and answers with a reboot. */
-  rebootRequestAnnotation: qualifiedKey.default('nodepulse.io/reboot-request'),
+  rebootRequestAnnotation: qualifiedKey.default(keys.rebootRequest),
 });
 
 const provider = z.strictObject({
@@ -148,12 +149,12 @@ const quarantine = z.strictObject({
   enabled: z.boolean().default(false),
   /** While any of these agent conditions is True on a node, our NoSchedule taint stays on it. */
   conditions: z.array(conditionType).default([]),
-  taintKey: qualifiedKey.default('nodepulse.io/quarantined'),
+  taintKey: qualifiedKey.default(keys.quarantineTaint),
 });
 
 const events = z.strictObject({
   /** `source.component` and `reportingComponent` of our Events. */
-  reportingComponent: z.string().min(1).default('nodepulse-controller'),
+  reportingComponent: z.string().min(1).default(components.controller),
   /** `reportingInstance`; unset means the pod's hostname. */
   reportingInstance: z.string().optional(),
 });
@@ -177,11 +178,11 @@ export const controllerConfigSchema = z
     /** Nothing at all is done while paused. */
     paused: z.boolean().default(false),
     /** The same, set at run time: this annotation set to "true" on the controller's Lease. */
-    pauseAnnotation: qualifiedKey.default('nodepulse.io/paused'),
+    pauseAnnotation: qualifiedKey.default(keys.paused),
     /** Where a node's remediation state (step, attempt, timestamps) is stored. */
-    stateAnnotation: qualifiedKey.default('nodepulse.io/remediation-state'),
+    stateAnnotation: qualifiedKey.default(keys.remediationState),
     /** Set on a node the ladder gave up on, so `kubectl get nodes -l` finds them. */
-    needsHumanLabel: qualifiedKey.default('nodepulse.io/needs-human'),
+    needsHumanLabel: qualifiedKey.default(keys.needsHuman),
     /**
      * Label selector of the Nodes this controller looks after (e.g. `agentpool=nodepool1`); the
      * circuit breaker counts only these. Empty: every Node.

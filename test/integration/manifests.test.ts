@@ -23,7 +23,7 @@ import type { AgentConfig } from '../../agent/config/schema.js';
 import { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
 import { KubeApiError, KubeClient } from '../../agent/kube/kubeClient.js';
 import { kubeconfigCredentials } from '../../agent/kube/kubeconfigFile.js';
-import { nodeEvent } from '../../agent/kube/nodeEvent.js';
+import { nodeEvent } from '../../common/kube/nodeEvent.js';
 import { type ControllerConfig, loadControllerConfig } from '../../controller/config/controllerConfig.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
 import { testCluster } from '../cluster/testCluster.js';

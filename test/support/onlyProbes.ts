@@ -1,4 +1,4 @@
-import { probeNames, type ProbeName } from '../../agent/conditions/conditionTypes.js';
+import { probeNames, type ProbeName } from '../../common/contract.js';
 
 /** The `probes` section of an agent config with only these probes on (with their settings). */
 export function onlyProbes(settings: Partial<Record<ProbeName, object>>): Record<ProbeName, object> {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config/agentConfig.js';
-import { ConfigError } from '../../agent/config/configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nodepulse-config-'));
 function file(name: string, text: string): string {

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../agent/config/configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 import { loadControllerConfig } from '../../controller/config/controllerConfig.js';
 
 function configFile(text: string): string {

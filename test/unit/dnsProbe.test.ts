@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../agent/config/configError.js';
+import { ConfigError } from '../../common/config/configError.js';
 import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.js';
 import { buildDnsChecks, dnsSettingsFromConfig } from '../../agent/probes/dnsChecks.js';
 import { DnsProbe } from '../../agent/probes/dnsProbe.js';

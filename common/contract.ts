@@ -1,0 +1,88 @@
+/**
+ * The contract between nodepulse's programs (agent, controller, operator tools): condition
+ * types and reasons, annotation, label and taint keys, event reasons and component names.
+ * Dependency-free on purpose: anything may import it, it imports nothing.
+ */
+/**
+ * The Node condition types the agent owns, one per probe. Every type ends in `Problem` so it
+ * can never collide with the kubelet's own (Ready, MemoryPressure, DiskPressure, PIDPressure,
+ * NetworkUnavailable) and reads the NPD way: True means the problem is present.
+ */
+export const conditionTypeByProbe = {
+  cpu: 'CPUPressureProblem',
+  memory: 'MemoryPressureProblem',
+  pid: 'PIDPressureProblem',
+  diskIO: 'DiskIOProblem',
+  diskSpace: 'DiskSpaceProblem',
+  dns: 'DNSProblem',
+  kubelet: 'KubeletProblem',
+  konnectivity: 'KonnectivityProblem',
+} as const;
+
+export type ProbeName = keyof typeof conditionTypeByProbe;
+export type ConditionType = (typeof conditionTypeByProbe)[ProbeName];
+
+export const probeNames = Object.keys(conditionTypeByProbe) as ProbeName[];
+export const ownedConditionTypes: readonly ConditionType[] = Object.values(conditionTypeByProbe);
+
+/** Reasons any agent condition can carry besides its probe's own. */
+export const engineReasons = {
+  /** Initial state: the check exists and has not found a problem yet. */
+  pending: 'NoProblemYet',
+  /** The probe itself failed repeatedly; the node's state is unknown. */
+  probeError: 'ProbeError',
+  /** A /proc or /sys file the probe needs is missing or unreadable: an agent fault, not a node problem. */
+  probeReadError: 'ProbeReadError',
+} as const;
+
+/** Components that write Events and conditions, as `source.component` / `reportingController`. */
+export const components = {
+  agent: 'nodepulse-agent',
+  controller: 'nodepulse-controller',
+  /** AKS's own node auto-repair: the platform remediator we defer to. */
+  aksAutoRepair: 'aks-auto-repair',
+} as const;
+
+/** Annotation, label and taint keys on Nodes (and the controller's Lease) that the programs share. */
+export const keys = {
+  /** Annotation the controller (agent provider) sets to ask the node's agent to reboot it. */
+  rebootRequest: 'nodepulse.io/reboot-request',
+  /** Label or annotation that opts a node out of remediation and quarantine. */
+  optOut: 'nodepulse.io/remediation',
+  /** Annotation holding a node's remediation ladder state (JSON). */
+  remediationState: 'nodepulse.io/remediation-state',
+  /** Label set on a node the ladder gave up on. */
+  needsHuman: 'nodepulse.io/needs-human',
+  /** NoSchedule taint the controller keeps on a quarantined node. */
+  quarantineTaint: 'nodepulse.io/quarantined',
+  /** Annotation on the leader Lease that pauses the controller at run time. */
+  paused: 'nodepulse.io/paused',
+  /** Annotation on the leader Lease holding fleet-wide memory (the storm end). */
+  fleetMemory: 'nodepulse.io/fleet-memory',
+} as const;
+
+/** Taints others set that the ladder honours (AKS's skip rules). */
+export const foreignTaints = {
+  /** The cloud provider marks a node whose VM is shut down; the node is not broken, it is off. */
+  shutdown: 'node.cloudprovider.kubernetes.io/shutdown',
+  /** The cluster autoscaler is removing this node; repairing it would fight the scale-down. */
+  toBeDeleted: 'ToBeDeletedByClusterAutoscaler',
+} as const;
+
+export type LadderStep = 'reboot' | 'reimage' | 'redeploy';
+const stepWords: Record<LadderStep, string> = { reboot: 'Reboot', reimage: 'Reimage', redeploy: 'Redeploy' };
+
+/** AKS auto-repair's event reasons: NodeRebootStart, NodeReimageEnd, NodeRedeployError, ... */
+export function stepEventReason(step: LadderStep, phase: 'Start' | 'End' | 'Error'): string {
+  return `Node${stepWords[step]}${phase}`;
+}
+
+/** The controller's event reasons beyond AKS's step events. */
+export const controllerEventReasons = {
+  recovered: 'NodeRemediationRecovered',
+  needsHuman: 'NodeRemediationNeedsHuman',
+  deferred: 'NodeRemediationDeferred',
+  skipped: 'NodeRemediationSkipped',
+  quarantined: 'NodeQuarantined',
+  quarantineLifted: 'NodeQuarantineLifted',
+} as const;
