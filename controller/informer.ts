@@ -1,0 +1,321 @@
+import type { Watch } from '@kubernetes/client-node';
+
+/**
+ * A list+watch cache that never gives up, in the shape of client-go's Reflector
+ * (tools/cache/reflector.go). We keep our own rather than client-node's ListWatch because
+ * ListWatch's doneHandler (dist/cache.js) restarts only after a 410 or a client timeout: any
+ * other error (the API server restarting, a refused connection, a 5xx) calls the error
+ * handlers and stops for good, leaving a frozen cache that looks healthy.
+ *
+ * What it matches from client-go:
+ * - lists in pages (`limit` + `continue`, like the reflector's pager) and replaces the store
+ *   only once the last page arrived, emitting deletes for objects gone meanwhile;
+ * - watches from the list's resourceVersion with bookmarks and a server-side timeout that is
+ *   randomised so replicas do not reconnect in step (minWatchTimeout x [1, 2));
+ * - a 410 Gone (on the watch or as an ERROR event) relists at once; a refused connection or
+ *   a 429 re-watches from the same resourceVersion after a backoff; any other error relists
+ *   after a backoff;
+ * - backoff is exponential with jitter, 800 ms to 30 s, and resets once a watch has been
+ *   healthy for a while (the reflector's backoff manager: 800ms initial, 30s cap, reset after 2m).
+ *
+ * It also tells how current it is: `staleForMs()` is 0 while a watch is open and counts up
+ * from the moment the last one broke, so readiness and leadership can refuse to act on a
+ * cache that stopped moving.
+ */
+export interface ListPage<T> {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string };
+}
+
+export interface InformerOptions<T, S> {
+  /** For logs: `nodes`, `events source=aks-auto-repair`. */
+  name: string;
+  /** API path of the collection, e.g. /api/v1/nodes. */
+  path: string;
+  watch: Pick<Watch, 'watch'>;
+  list(page: { limit: number; continue?: string }): Promise<ListPage<T>>;
+  /** Extra watch query parameters (labelSelector, fieldSelector). */
+  watchParams?: Record<string, string>;
+  /** Store key of an object (namespace/name, or name for cluster-scoped objects). */
+  key(object: T): string | undefined;
+  /** What the cache keeps of each object, applied as it arrives (controller-runtime's cache transform). */
+  transform(object: T): S;
+  resourceVersion(object: T): string | undefined;
+  pageSize?: number;
+  backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
+  minWatchTimeoutSeconds?: number;
+  now?: () => number;
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  random?: () => number;
+  onError?: (err: unknown, what: 'list' | 'watch') => void;
+}
+
+export interface InformerHandlers<S> {
+  add?(object: S): void;
+  update?(object: S, previous: S): void;
+  delete?(object: S): void;
+}
+
+const defaultBackoff = { initialMs: 800, maxMs: 30_000, resetAfterMs: 120_000 };
+
+type WatchEnd =
+  | { kind: 'closed' }
+  | { kind: 'gone' }
+  | { kind: 'error'; err: unknown; rewatch: boolean };
+
+export class Informer<T, S> {
+  private store = new Map<string, S>();
+  private resourceVersion = '';
+  private synced = false;
+  private watching = false;
+  /** When the cache was last known current (the last watch broke then); undefined before the first sync. */
+  private currentAt: number | undefined;
+  private failures = 0;
+  private readonly stopper = new AbortController();
+  private running: Promise<void> | undefined;
+  private firstSync: { promise: Promise<void>; resolve: () => void };
+  private readonly handlers: Array<InformerHandlers<S>> = [];
+  private readonly now: () => number;
+  private readonly backoff: { initialMs: number; maxMs: number; resetAfterMs: number };
+  private readonly random: () => number;
+  private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** Counters for metrics and tests. */
+  readonly stats = { lists: 0, listPages: 0, watches: 0, relists: 0, errors: 0 };
+
+  constructor(private readonly options: InformerOptions<T, S>) {
+    this.now = options.now ?? Date.now;
+    this.backoff = options.backoff ?? defaultBackoff;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? abortableSleep;
+    let resolve = () => {};
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.firstSync = { promise, resolve };
+  }
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  on(handlers: InformerHandlers<S>): void {
+    this.handlers.push(handlers);
+  }
+
+  /** Starts the list+watch loop; resolves once the first full list is in the store. */
+  start(): Promise<void> {
+    this.running ??= this.run();
+    return this.firstSync.promise;
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.running;
+  }
+
+  get(key: string): S | undefined {
+    return this.store.get(key);
+  }
+
+  list(): S[] {
+    return [...this.store.values()];
+  }
+
+  get size(): number {
+    return this.store.size;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** 0 while a watch is open; else how long since the cache was last known current (Infinity before the first sync). */
+  staleForMs(): number {
+    if (this.watching) return 0;
+    return this.currentAt === undefined ? Number.POSITIVE_INFINITY : Math.max(0, this.now() - this.currentAt);
+  }
+
+  private async run(): Promise<void> {
+    const signal = this.stopper.signal;
+    let needList = true;
+    while (!signal.aborted) {
+      if (needList) {
+        try {
+          await this.relist(signal);
+          needList = false;
+        } catch (err) {
+          if (signal.aborted) break;
+          this.fail(err, 'list');
+          await this.sleep(this.nextDelay(), signal);
+          continue;
+        }
+      }
+      const watchStarted = this.now();
+      const end = await this.watchOnce(signal);
+      if (signal.aborted) break;
+      if (this.now() - watchStarted >= this.backoff.resetAfterMs) this.failures = 0;
+      if (end.kind === 'gone') {
+        this.resourceVersion = '';
+        needList = true;
+        continue;
+      }
+      if (end.kind === 'closed') {
+        // A server that closes at once, over and over, must not make us spin.
+        if (this.now() - watchStarted < 1000) await this.sleep(this.nextDelay(), signal);
+        continue;
+      }
+      this.fail(end.err, 'watch');
+      needList = !end.rewatch;
+      await this.sleep(this.nextDelay(), signal);
+    }
+    this.watching = false;
+  }
+
+  private fail(err: unknown, what: 'list' | 'watch'): void {
+    this.stats.errors += 1;
+    this.failures += 1;
+    this.options.onError?.(err, what);
+  }
+
+  /** Exponential with jitter: the n-th consecutive failure waits up to initial x 2^(n-1), capped. */
+  private nextDelay(): number {
+    const exp = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** Math.max(0, this.failures - 1));
+    return exp * (0.5 + this.random() * 0.5);
+  }
+
+  private async relist(signal: AbortSignal): Promise<void> {
+    this.stats.lists += 1;
+    if (this.synced) this.stats.relists += 1;
+    const pageSize = this.options.pageSize ?? 500;
+    const fresh = new Map<string, S>();
+    let token: string | undefined;
+    let version = '';
+    do {
+      const page = await this.options.list(token === undefined ? { limit: pageSize } : { limit: pageSize, continue: token });
+      if (signal.aborted) return;
+      this.stats.listPages += 1;
+      for (const item of page.items ?? []) {
+        const key = this.options.key(item);
+        if (key !== undefined) fresh.set(key, this.options.transform(item));
+      }
+      version = page.metadata?.resourceVersion ?? version;
+      token = page.metadata?._continue || undefined;
+    } while (token !== undefined);
+    const previous = this.store;
+    this.store = fresh;
+    this.resourceVersion = version;
+    for (const [key, object] of previous) if (!fresh.has(key)) this.emit('delete', object);
+    for (const [key, object] of fresh) {
+      const before = previous.get(key);
+      if (before === undefined) this.emit('add', object);
+      else this.emit('update', object, before);
+    }
+    if (!this.synced) {
+      this.synced = true;
+      this.firstSync.resolve();
+    }
+  }
+
+  private watchOnce(signal: AbortSignal): Promise<WatchEnd> {
+    const minTimeout = this.options.minWatchTimeoutSeconds ?? 300;
+    const params: Record<string, string> = {
+      ...this.options.watchParams,
+      resourceVersion: this.resourceVersion,
+      allowWatchBookmarks: 'true',
+      timeoutSeconds: String(Math.floor(minTimeout * (1 + this.random()))),
+    };
+    this.stats.watches += 1;
+    return new Promise<WatchEnd>((resolve) => {
+      let gone = false;
+      let settled = false;
+      let request: AbortController | undefined;
+      const finish = (end: WatchEnd) => {
+        if (settled) return;
+        settled = true;
+        if (this.watching) this.currentAt = this.now();
+        this.watching = false;
+        signal.removeEventListener('abort', onAbort);
+        request?.abort();
+        resolve(end);
+      };
+      const onAbort = () => finish({ kind: 'closed' });
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
+      const onEvent = (type: string, object: unknown) => {
+        if (settled) return;
+        if (type === 'ERROR') {
+          if ((object as { code?: unknown } | undefined)?.code === 410) gone = true;
+          return;
+        }
+        const typed = object as T;
+        const version = this.options.resourceVersion(typed);
+        if (type !== 'BOOKMARK') this.apply(type, typed);
+        if (version) this.resourceVersion = version;
+      };
+      const onDone = (err: unknown) => {
+        if (gone || statusOf(err) === 410) return finish({ kind: 'gone' });
+        if (!err || (err as { name?: unknown }).name === 'TimeoutError') return finish({ kind: 'closed' });
+        finish({ kind: 'error', err, rewatch: isRefused(err) || statusOf(err) === 429 });
+      };
+      this.options.watch
+        .watch(this.options.path, params, onEvent, onDone)
+        .then((controller) => {
+          request = controller;
+          if (settled) controller.abort();
+          // watch() resolves after the response headers; a failure has already called onDone.
+          else {
+            this.watching = true;
+            this.currentAt = this.now();
+          }
+        })
+        .catch((err: unknown) => finish({ kind: 'error', err, rewatch: isRefused(err) }));
+    });
+  }
+
+  private apply(type: string, object: T): void {
+    const key = this.options.key(object);
+    if (key === undefined) return;
+    if (type === 'DELETED') {
+      const before = this.store.get(key);
+      this.store.delete(key);
+      this.emit('delete', before ?? this.options.transform(object));
+      return;
+    }
+    if (type !== 'ADDED' && type !== 'MODIFIED') return;
+    const slim = this.options.transform(object);
+    const before = this.store.get(key);
+    this.store.set(key, slim);
+    if (before === undefined) this.emit('add', slim);
+    else this.emit('update', slim, before);
+  }
+
+  private emit(kind: 'add' | 'update' | 'delete', object: S, previous?: S): void {
+    for (const h of this.handlers) {
+      if (kind === 'add') h.add?.(object);
+      else if (kind === 'update') h.update?.(object, previous as S);
+      else h.delete?.(object);
+    }
+  }
+}
+
+function statusOf(err: unknown): number | undefined {
+  const e = err as { statusCode?: unknown; code?: unknown } | undefined;
+  if (typeof e?.statusCode === 'number') return e.statusCode;
+  return typeof e?.code === 'number' ? e.code : undefined;
+}
+
+function isRefused(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
+  return e?.code === 'ECONNREFUSED' || e?.cause?.code === 'ECONNREFUSED';
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,269 @@
+import { describe, expect, it } from 'vitest';
+import { Informer, type ListPage } from '../../controller/informer.js';
+
+/**
+ * The controller's list+watch cache, driven by a scripted watch and list: the API server's
+ * behaviours (a restart mid-watch, 410 Gone, refused connections, pages) one at a time.
+ */
+interface Obj {
+  metadata: { name: string; resourceVersion: string };
+  value?: string;
+}
+
+const obj = (name: string, rv: number, value?: string): Obj => ({ metadata: { name, resourceVersion: String(rv) }, ...(value ? { value } : {}) });
+
+interface WatchCall {
+  params: Record<string, string>;
+  send(type: string, object: unknown): void;
+  end(err?: unknown): void;
+  aborted: boolean;
+}
+
+class ScriptedWatch {
+  readonly calls: WatchCall[] = [];
+  private waiters: Array<(c: WatchCall) => void> = [];
+  /** Errors the next watch() calls fail with before any response (a down API server). */
+  readonly refuse: unknown[] = [];
+
+  watch(_path: string, params: Record<string, string>, cb: (type: string, object: unknown) => void, done: (err: unknown) => void): Promise<AbortController> {
+    const controller = new AbortController();
+    const refusal = this.refuse.shift();
+    if (refusal !== undefined) {
+      done(refusal);
+      return Promise.resolve(controller);
+    }
+    let finished = false;
+    const call: WatchCall = {
+      params,
+      send: (type, object) => {
+        if (!finished) cb(type, object);
+      },
+      end: (err) => {
+        if (finished) return;
+        finished = true;
+        done(err ?? null);
+      },
+      get aborted() {
+        return controller.signal.aborted;
+      },
+    };
+    controller.signal.addEventListener('abort', () => call.end());
+    this.calls.push(call);
+    this.waiters.splice(0).forEach((w) => w(call));
+    return Promise.resolve(controller);
+  }
+
+  /** Resolves with the n-th watch call (0-based) once it has been made. */
+  async nth(n: number): Promise<WatchCall> {
+    while (this.calls.length <= n) await new Promise<WatchCall>((resolve) => this.waiters.push(resolve));
+    return this.calls[n] as WatchCall;
+  }
+}
+
+function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number } = {}) {
+  const watch = new ScriptedWatch();
+  let clock = 1_000_000;
+  const sleeps: number[] = [];
+  /** The informer's staleness as each backoff sleep began. */
+  const staleAtSleeps: number[] = [];
+  const lists: Array<{ limit: number; continue?: string }> = [];
+  const listFailures: unknown[] = [];
+  let pages = options.pages ?? (() => [{ items: [obj('a', 1), obj('b', 2)], metadata: { resourceVersion: '10' } }]);
+  const errors: Array<{ what: string; err: unknown }> = [];
+  const informer: Informer<Obj, Obj> = new Informer<Obj, Obj>({
+    name: 'objs',
+    path: '/api/v1/objs',
+    watch,
+    list: async (page) => {
+      lists.push(page);
+      const failure = listFailures.shift();
+      if (failure !== undefined) throw failure;
+      const all = pages();
+      const index = page.continue === undefined ? 0 : Number(page.continue);
+      const current = all[index] as ListPage<Obj>;
+      const last = index === all.length - 1;
+      return { items: current.items, metadata: { resourceVersion: current.metadata?.resourceVersion ?? '', ...(last ? {} : { _continue: String(index + 1) }) } };
+    },
+    key: (o) => o.metadata.name,
+    transform: (o) => o,
+    resourceVersion: (o) => o.metadata.resourceVersion,
+    pageSize: options.pageSize ?? 500,
+    now: () => clock,
+    random: () => 0.5,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      staleAtSleeps.push(informer.staleForMs());
+      clock += ms;
+    },
+    onError: (err, what) => errors.push({ err, what }),
+  });
+  const seen: string[] = [];
+  informer.on({
+    add: (o) => seen.push(`add ${o.metadata.name}`),
+    update: (o) => seen.push(`update ${o.metadata.name}${o.value ? `=${o.value}` : ''}`),
+    delete: (o) => seen.push(`delete ${o.metadata.name}`),
+  });
+  return {
+    informer,
+    watch,
+    sleeps,
+    staleAtSleeps,
+    lists,
+    listFailures,
+    errors,
+    seen,
+    advance: (ms: number) => (clock += ms),
+    setPages: (p: () => Array<ListPage<Obj>>) => (pages = p),
+  };
+}
+
+const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+const serverError = Object.assign(new Error('Internal Server Error'), { statusCode: 500 });
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+describe('informer: a Node cache that survives the API server', () => {
+  it('keeps watching after the API server drops the watch with an error (client-node ListWatch stops here)', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    expect(first.params.resourceVersion).toBe('10');
+    first.end(serverError);
+    // A 500 is not a refused connection: like the reflector, relist, then watch again.
+    const second = await t.watch.nth(1);
+    second.send('MODIFIED', obj('a', 12, 'changed'));
+    expect(t.informer.get('a')?.value).toBe('changed');
+    expect(t.seen).toContain('update a=changed');
+    expect(t.errors.map((e) => e.what)).toEqual(['watch']);
+    await t.informer.stop();
+  });
+
+  it('re-watches from the same resourceVersion after a refused connection, with growing jittered backoff, and lists only once', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    first.send('MODIFIED', obj('b', 11));
+    t.watch.refuse.push(refused, refused, refused);
+    first.end(refused);
+    const next = await t.watch.nth(1);
+    expect(next.params.resourceVersion).toBe('11');
+    expect(t.lists).toHaveLength(1);
+    // 800 ms doubling per failure, times a jitter of 0.75 at random() = 0.5.
+    expect(t.sleeps).toEqual([600, 1200, 2400, 4800]);
+    await t.informer.stop();
+  });
+
+  it('caps the backoff at 30 s however long the outage lasts', async () => {
+    const t = setup();
+    await t.informer.start();
+    t.watch.refuse.push(...Array.from({ length: 12 }, () => refused));
+    (await t.watch.nth(0)).end(refused);
+    await t.watch.nth(1);
+    expect(Math.max(...t.sleeps)).toBe(30_000 * 0.75);
+    await t.informer.stop();
+  });
+
+  it('keeps retrying the list while the API server is down at start, and syncs once it answers', async () => {
+    const t = setup();
+    t.listFailures.push(refused, serverError);
+    await t.informer.start();
+    expect(t.informer.hasSynced()).toBe(true);
+    expect(t.lists).toHaveLength(3);
+    expect(t.informer.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b']);
+    await t.informer.stop();
+  });
+
+  it('relists on 410 Gone (resourceVersion too old) and emits deletes for objects that went away meanwhile', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    t.setPages(() => [{ items: [obj('a', 20), obj('c', 21)], metadata: { resourceVersion: '30' } }]);
+    first.send('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+    first.end();
+    const second = await t.watch.nth(1);
+    expect(second.params.resourceVersion).toBe('30');
+    expect(t.lists).toHaveLength(2);
+    expect(t.seen).toEqual(expect.arrayContaining(['delete b', 'add c']));
+    expect(t.informer.get('b')).toBeUndefined();
+    // A 410 is expected housekeeping: no error, no backoff.
+    expect(t.errors).toEqual([]);
+    expect(t.sleeps).toEqual([]);
+    await t.informer.stop();
+  });
+
+  it('relists when the watch itself is refused with 410', async () => {
+    const t = setup();
+    await t.informer.start();
+    t.watch.refuse.push(Object.assign(new Error('Gone'), { statusCode: 410 }));
+    (await t.watch.nth(0)).end();
+    await t.watch.nth(1);
+    expect(t.lists).toHaveLength(2);
+    await t.informer.stop();
+  });
+
+  it('lists in pages and replaces the cache only once the last page arrived', async () => {
+    const t = setup({
+      pageSize: 2,
+      pages: () => [
+        { items: [obj('n1', 1), obj('n2', 2)], metadata: { resourceVersion: '9' } },
+        { items: [obj('n3', 3), obj('n4', 4)], metadata: { resourceVersion: '9' } },
+        { items: [obj('n5', 5)], metadata: { resourceVersion: '9' } },
+      ],
+    });
+    await t.informer.start();
+    expect(t.lists).toEqual([{ limit: 2 }, { limit: 2, continue: '1' }, { limit: 2, continue: '2' }]);
+    expect(t.informer.size).toBe(5);
+    expect(t.informer.stats.listPages).toBe(3);
+    await t.informer.stop();
+  });
+
+  it('reconnects at once when the server closes a watch normally (its timeoutSeconds), from the last resourceVersion', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    first.send('BOOKMARK', { metadata: { resourceVersion: '55' } });
+    t.advance(300_000);
+    first.end();
+    const second = await t.watch.nth(1);
+    expect(second.params.resourceVersion).toBe('55');
+    expect(second.params.allowWatchBookmarks).toBe('true');
+    expect(t.sleeps).toEqual([]);
+    // Bookmarks move the resourceVersion without touching the cache.
+    expect(t.seen.filter((s) => s.includes('55'))).toEqual([]);
+    await t.informer.stop();
+  });
+
+  it('spreads the server-side watch timeout so replicas do not reconnect in step', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    expect(Number(first.params.timeoutSeconds)).toBe(450);
+    await t.informer.stop();
+  });
+
+  it('reports how stale it is: never synced, current while watching, counting up from the moment the watch broke', async () => {
+    const t = setup();
+    expect(t.informer.staleForMs()).toBe(Number.POSITIVE_INFINITY);
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    await tick();
+    expect(t.informer.staleForMs()).toBe(0);
+    t.advance(5_000);
+    t.watch.refuse.push(refused, refused);
+    first.end(refused);
+    await t.watch.nth(1);
+    // 0 when it broke, then the backoff slept so far (600, then 600 + 1200).
+    expect(t.staleAtSleeps).toEqual([0, 600, 1800]);
+    await tick();
+    expect(t.informer.staleForMs()).toBe(0);
+    await t.informer.stop();
+  });
+
+  it('stops for good on stop(), with no watch left open', async () => {
+    const t = setup();
+    await t.informer.start();
+    const first = await t.watch.nth(0);
+    await t.informer.stop();
+    expect(first.aborted).toBe(true);
+    expect(t.watch.calls).toHaveLength(1);
+  });
+});
