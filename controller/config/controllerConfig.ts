@@ -101,11 +101,48 @@ const optOut = z.strictObject({
   value: z.string().default('disabled'),
 });
 
+// An Event's source.component, reportingComponent or reportingInstance; it goes into a field selector, so no ',' or '='.
+const eventIdentity = z
+  .string()
+  .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.:/]*[A-Za-z0-9])?$/, 'must be an event source such as aks-auto-repair (letters, digits, - _ . : /)');
+const ownComponents: readonly string[] = [components.agent, components.controller];
+
+/**
+ * Other remediators' Events on Nodes, which make us defer to them (controller/platformEvents.ts
+ * holds the trust rules). What the sources pin about AKS's events: source `aks-auto-repair`,
+ * on the Node object (learn.microsoft.com/azure/aks/node-auto-repair). What they leave open is
+ * configurable here, with defaults that a forger in another namespace cannot meet.
+ */
 const platform = z.strictObject({
-  /** Event sources of other remediators on Nodes; AKS's own is `aks-auto-repair`. */
-  remediatorSources: z.array(z.string().min(1)).default([components.aksAutoRepair]),
+  /** Event sources (source.component) of other remediators on Nodes; AKS's own is `aks-auto-repair`. */
+  remediatorSources: z
+    .array(
+      eventIdentity.refine((source) => !ownComponents.includes(source), {
+        message: `must not be nodepulse's own component (${ownComponents.join(', ')}): the controller would defer to itself`,
+      }),
+    )
+    .max(16)
+    .default([components.aksAutoRepair]),
   /** While such an event is younger than this, we defer to the platform on that node. */
   deferSeconds: seconds.default(3600),
+  /**
+   * Namespaces whose Events from those sources are trusted. The API server keeps an Event about a
+   * cluster-scoped object (a Node) in `default`, or with eventTime set also `kube-system`
+   * (pkg/apis/core/validation/events.go); client-go's recorder writes them to `default`.
+   */
+  trustedNamespaces: z
+    .array(z.enum(['default', 'kube-system'], 'must be default or kube-system: the API server keeps Events about Nodes nowhere else'))
+    .min(1, 'needs at least one namespace, e.g. [default]')
+    .default(['default']),
+  /**
+   * Refuse a platform Event with no reportingComponent. Off: AKS does not document setting it,
+   * and older writers leave it empty. One that is set must equal source.component either way.
+   */
+  requireReportingComponent: z.boolean().default(false),
+  /** reportingInstance values trusted; empty: any (AKS does not document its value). */
+  reportingInstances: z.array(eventIdentity).max(64).default([]),
+  /** An Event dated further ahead of our clock than this is refused: it would defer longer than deferSeconds. */
+  maxClockSkewSeconds: secondsOrZero.max(3600).default(60),
 });
 
 const azureProvider = z.strictObject({

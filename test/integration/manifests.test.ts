@@ -5,13 +5,16 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  ApiException,
   CoreV1Api,
+  KubeConfig,
   PatchStrategy,
   setHeaderOptions,
   type V1ConfigMap,
   type V1Container,
   type V1DaemonSet,
   type V1Deployment,
+  type V1ValidatingAdmissionPolicy,
   type V1NodeCondition,
   type V1Pod,
   type V1ServiceAccount,
@@ -23,6 +26,7 @@ import type { AgentConfig } from '../../agent/config/schema.js';
 import { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
 import { KubeApiError, KubeClient } from '../../agent/kube/kubeClient.js';
 import { kubeconfigCredentials } from '../../agent/kube/kubeconfigFile.js';
+import { components } from '../../common/contract.js';
 import { nodeEvent } from '../../common/kube/nodeEvent.js';
 import { type ControllerConfig, loadControllerConfig } from '../../controller/config/controllerConfig.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
@@ -204,6 +208,18 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
     expect(container(controller).securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false });
     expect(rendered.objects.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === 'nodepulse-controller')).toBe(true);
   });
+
+  it('holds the agent and the controller to the event source each program writes, by the ServiceAccount each runs as', () => {
+    const policy = one<V1ValidatingAdmissionPolicy>(rendered.objects, 'ValidatingAdmissionPolicy', 'nodepulse-own-event-source');
+    const own = policy.spec?.variables?.find((v) => v.name === 'own')?.expression ?? '';
+    const who = policy.spec?.matchConditions?.map((c) => c.expression).join(' ') ?? '';
+    const account = (workload: V1DaemonSet | V1Deployment) => `system:serviceaccount:${workload.metadata?.namespace}:${workload.spec?.template.spec?.serviceAccountName}`;
+    expect(own).toBe(`request.userInfo.username == '${account(rendered.agent)}' ? '${components.agent}' : '${components.controller}'`);
+    expect(who).toContain(`'${account(rendered.agent)}'`);
+    expect(who).toContain(`'${account(rendered.controller)}'`);
+    expect(rendered.controllerConfig.events.reportingComponent).toBe(components.controller);
+    expect(rendered.controllerConfig.platform.remediatorSources).not.toContain(components.agent);
+  });
 });
 
 /** The error of a request the API server refused; fails the test if the request succeeded. */
@@ -262,6 +278,7 @@ describe('the manifests on a real control plane with three simulated nodes', () 
       const out = await plane.kubectl(['apply', '--dry-run=server', '-k', overlayDir(name)]);
       expect(out, name).toMatch(/daemonset\.apps\/nodepulse-agent (created|configured|unchanged) \(server dry run\)/);
       expect(out, name).toMatch(/validatingadmissionpolicy\.admissionregistration\.k8s\.io\/nodepulse-agent-own-node (created|configured|unchanged) \(server dry run\)/);
+      expect(out, name).toMatch(/validatingadmissionpolicy\.admissionregistration\.k8s\.io\/nodepulse-own-event-source (created|configured|unchanged) \(server dry run\)/);
     }
   });
 
@@ -364,6 +381,24 @@ describe('the manifests on a real control plane with three simulated nodes', () 
       expect(events.split(' ')).toEqual([nodeA]);
     });
 
+    it("refuses the agent's token an Event claiming to come from aks-auto-repair, and still takes its own", async () => {
+      const asAks = nodeEvent({ node: { name: nodeA }, type: 'Normal', reason: 'NodeRebootStart', message: 'forged by the agent of A', component: components.aksAutoRepair, host: nodeA, now: new Date() });
+      const bySource = await refusal(agentOfA.createEvent('default', asAks));
+      expect(bySource.status).toBe(403);
+      expect(bySource.message).toContain("nodepulse-agent may only write events with source.component nodepulse-agent, not 'aks-auto-repair'");
+      const reportingAsAks = { ...kubeletEvent(nodeA), reportingComponent: components.aksAutoRepair };
+      const byReporting = await refusal(agentOfA.createEvent('default', reportingAsAks));
+      expect(byReporting.status).toBe(403);
+      expect(byReporting.message).toContain("nodepulse-agent may only write events with reportingComponent nodepulse-agent, not 'aks-auto-repair'");
+      // A repeat of its own event (a count bump) cannot turn it into another component's either.
+      const own = await agentOfA.createEvent('default', kubeletEvent(nodeA));
+      const relabelled = await refusal(agentOfA.patchEvent('default', own.metadata?.name ?? '', { source: { component: components.aksAutoRepair } }));
+      expect(relabelled.status).toBe(403);
+      await agentOfA.patchEvent('default', own.metadata?.name ?? '', { count: 2 });
+      const forged = await plane.kubectl(['get', 'events', '-A', '--field-selector', 'source=aks-auto-repair', '-o', 'jsonpath={.items[*].metadata.name}']);
+      expect(forged).toBe('');
+    });
+
     it("lets the agent reach its own pod through the API server's pod proxy, and no other pod", async () => {
       const server: Server = createServer((_, res) => res.end('agent endpoint\n'));
       await new Promise<void>((done) => server.listen(0, network.hostAddress, done));
@@ -388,6 +423,23 @@ describe('the manifests on a real control plane with three simulated nodes', () 
         unbound.client.close();
       }
     });
+  });
+
+  it("refuses the controller's token an Event claiming to come from aks-auto-repair, and still takes its own", async () => {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(await plane.serviceAccountKubeconfig('nodepulse', 'nodepulse-controller'));
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const [node] = plane.nodeNames as [string];
+    const event = (component: string) => nodeEvent({ node: { name: node }, type: 'Normal', reason: 'NodeRebootStart', message: `written as ${component}`, component, host: 'controller-0', now: new Date() });
+    const refused = await core.createNamespacedEvent({ namespace: 'default', body: event(components.aksAutoRepair) }).then(
+      () => new Error('the API server accepted an aks-auto-repair event from the controller'),
+      (error: unknown) => error,
+    );
+    if (!(refused instanceof ApiException)) throw refused;
+    expect(refused.code).toBe(403);
+    expect(String(refused.body)).toContain("nodepulse-controller may only write events with source.component nodepulse-controller, not 'aks-auto-repair'");
+    const accepted = await core.createNamespacedEvent({ namespace: 'default', body: event(components.controller) });
+    expect(accepted.source?.component).toBe(components.controller);
   });
 
   it('switching to the agent-reboot overlay rolls the agents out again, now with host PID and a privileged container', async () => {
