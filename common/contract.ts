@@ -51,6 +51,12 @@ export const keys = {
   optOut: 'nodepulse.io/remediation',
   /** Annotation holding a node's remediation ladder state (JSON). */
   remediationState: 'nodepulse.io/remediation-state',
+  /**
+   * Annotation the controller sets (to the time) when a node it has seen Ready first fails,
+   * so that any later replica knows the node was healthy once (AKS repairs no node that
+   * never was).
+   */
+  readySeen: 'nodepulse.io/ready-seen',
   /** Label set on a node the ladder gave up on. */
   needsHuman: 'nodepulse.io/needs-human',
   /** NoSchedule taint the controller keeps on a quarantined node. */

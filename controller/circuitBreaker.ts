@@ -10,9 +10,14 @@ import type { CircuitBreakerConfig } from './config/controllerConfig.js';
  * unhealthy node at all) or, rounded up, lets a 2-node cluster reboot half its capacity. We
  * tolerate `minUnhealthyAllowed` (default 1) unhealthy nodes whatever the share, so a 3-node
  * pool can repair one node but never two, and we never act when *every* counted node is
- * unhealthy: from inside the cluster that is indistinguishable from a partition, and on a
- * single-node cluster it would mean rebooting the node that runs the controller (AKS does not
- * repair single-node pools either).
+ * unhealthy: from inside the cluster that is indistinguishable from a partition. The one
+ * exception is a pool of a single node (`repairSingleNode`, on by default): there "every node"
+ * is one node, the very case AKS's rules repair, and an API-server outage is already caught
+ * by the cache-freshness gate, which stops all decisions while the watch is down.
+ *
+ * "Unhealthy" is what the detection rules say (NotReady for notReadySeconds, silent for
+ * noStatusSeconds, ...), not merely failing: one kubelet blip must not open the breaker of a
+ * small pool.
  */
 export interface BreakerVerdict {
   open: boolean;
@@ -22,13 +27,15 @@ export interface BreakerVerdict {
 }
 
 export function evaluateBreaker(nodes: number, unhealthy: number, config: CircuitBreakerConfig): BreakerVerdict {
-  const byShare = Math.floor((config.maxUnhealthyPercent / 100) * nodes);
+  // Integers only: 29% of 100 is 29, where (29 / 100) * 100 is 28.999...
+  const byShare = Math.floor((config.maxUnhealthyPercent * nodes) / 100);
   const floor = Math.max(config.minUnhealthyAllowed, byShare);
   const allowed = config.maxUnhealthyCount === undefined ? floor : Math.min(floor, config.maxUnhealthyCount);
   const rule = `${config.maxUnhealthyPercent}% of ${nodes}, at least ${config.minUnhealthyAllowed}${
     config.maxUnhealthyCount === undefined ? '' : `, at most ${config.maxUnhealthyCount}`
   }`;
-  if (unhealthy > 0 && unhealthy >= nodes) {
+  const lone = nodes === 1 && config.repairSingleNode;
+  if (unhealthy > 0 && unhealthy >= nodes && !lone) {
     return {
       open: true,
       allowed,

@@ -13,7 +13,7 @@ import {
   type Step,
   type StoredState,
 } from './remediationState.js';
-import { nodeSkipRule, type NodeSkipRule } from './skipRules.js';
+import { isLeaving, nodeSkipRule, type NodeSkipRule } from './skipRules.js';
 
 /**
  * The whole remediation policy as one pure function: (node, its stored state, the fleet, now)
@@ -34,8 +34,12 @@ export type RemediationDecision =
   | { kind: 'none'; why: string }
   /** A step is running or the node has time to recover; nothing to do before `until`. */
   | { kind: 'wait'; why: string; until: number }
-  /** Write `state` (with the Node's resourceVersion), then run `step` with the provider; `why` completes "started because ...". */
-  | { kind: 'start'; step: Step; attempt: number; why: string; state: RemediationState; stillUnhealthyAfter?: Step }
+  /**
+   * Write `state` (with the Node's resourceVersion), then run `step` with the provider; `why`
+   * completes "started because ...". `again`: the same step once more after an inconclusive
+   * try, so the provider is asked what became of the last request before anything is sent.
+   */
+  | { kind: 'start'; step: Step; attempt: number; why: string; state: RemediationState; stillUnhealthyAfter?: Step; again?: boolean }
   /** The node is healthy again: write `state`; `healedBy` is the step that ended before. */
   | { kind: 'recovered'; why: string; state: RemediationState; healedBy?: Step }
   /** The ladder gives up: write `state`, tell a person. */
@@ -74,6 +78,10 @@ function decideRemediation(
 ): RemediationDecision {
   const ctx: Context = { node, state, fleet, now, config, health: assessHealth(node, now, config.detection) };
   if (state === undefined) return newSequence(ctx);
+  // A node on its way out gives its slot back at once; the cluster autoscaler deletes it anyway.
+  if (state.phase !== 'unreadable' && state.phase !== 'needs-human' && isLeaving(node)) {
+    return { kind: 'reset', why: `${nodeSkipRule(node, config, true)?.why ?? 'the node is leaving the cluster'}; its remediation sequence ends here` };
+  }
   switch (state.phase) {
     case 'unreadable':
       return {
@@ -104,9 +112,14 @@ function duringSequence(ctx: Context, state: RemediationState): RemediationDecis
   if (state.phase === 'started' && now < state.stepStartedAt + stepTimeout) {
     return { kind: 'wait', why: `${state.step} in progress since ${iso(state.stepStartedAt)}`, until: state.stepStartedAt + stepTimeout };
   }
-  // A start whose end was never recorded (the controller died mid-call) ends at the timeout:
-  // it is never started again, and the ladder goes on from there.
-  const endedAt = state.phase === 'started' ? state.stepStartedAt + stepTimeout : (state.stepEndedAt ?? state.stepStartedAt);
+  if (state.phase === 'failed' && state.permanent) {
+    if (ctx.health.state === 'healthy') return { kind: 'recovered', why: `healthy again although ${state.step} cannot run here (${state.error})`, state: markRecovered(state, now) };
+    return needsHuman(state, `${state.step} can never succeed on this node (${state.error}); nothing else is tried`, undefined);
+  }
+  // A start whose end was never recorded (the controller died mid-call and no leader could
+  // establish the outcome) is inconclusive: it never counts as run, so it never escalates.
+  if (state.phase === 'started' || state.phase === 'inconclusive') return afterInconclusive(ctx, state, stepTimeout);
+  const endedAt = state.stepEndedAt ?? state.stepStartedAt;
   const completed = state.phase !== 'failed';
   if (ctx.health.state === 'healthy') {
     const decision: RemediationDecision = {
@@ -128,6 +141,25 @@ function duringSequence(ctx: Context, state: RemediationState): RemediationDecis
     }
   }
   return nextStep(ctx, state, lastOutcome, completed ? `the node is still unhealthy after ${state.step}` : `${state.step} failed (${state.error})`);
+}
+
+/** The last try's outcome is unknown: the same step again after the retry delay, never the next one. */
+function afterInconclusive(ctx: Context, state: RemediationState, stepTimeout: number): RemediationDecision {
+  const { now, config } = ctx;
+  const endedAt = state.phase === 'started' ? state.stepStartedAt + stepTimeout : (state.stepEndedAt ?? state.stepStartedAt);
+  const what = state.phase === 'started' ? 'its outcome was never recorded' : `its outcome could not be established (${state.error})`;
+  if (ctx.health.state === 'healthy') {
+    return { kind: 'recovered', why: `healthy again after ${state.step} (${what})`, state: markRecovered(state, now) };
+  }
+  const overBound = pastOverallBound(ctx, state, undefined);
+  if (overBound) return overBound;
+  const retryAt = endedAt + config.ladder.retryDelaySeconds * 1000;
+  if (now < retryAt) {
+    return { kind: 'wait', why: `${state.step} is tried again at ${iso(retryAt)}: ${what}`, until: retryAt };
+  }
+  const decision = startIfAllowed(ctx, state, state.step, state.attempt, `the last ${state.step} was inconclusive (${what.replace(/^its /, 'the ')})`);
+  if (decision.kind === 'start') decision.again = true;
+  return decision;
 }
 
 /** Healthy after a step: clear the state after the flap window, or continue the ladder on relapse. */
@@ -222,8 +254,9 @@ function blockingRule(ctx: Context): RemediationDecision | undefined {
   }
   const breaker = evaluateBreaker(fleet.nodes, fleet.unhealthy, config.safety.circuitBreaker);
   if (breaker.open) return { kind: 'skip', rule: 'circuit-breaker', why: `circuit breaker open: ${breaker.why}` };
+  // The cooldown holds back new sequences only: a ladder under way would lose its hour to it.
   const cooldownEnds = (fleet.stormEndedAt ?? -Infinity) + config.safety.stormCooldownSeconds * 1000;
-  if (now < cooldownEnds) {
+  if (state === undefined && now < cooldownEnds) {
     return { kind: 'skip', rule: 'storm-cooldown', why: `cooling down after an unhealthy-node storm until ${iso(cooldownEnds)}` };
   }
   const othersInFlight = fleet.inFlight - (isInFlight(state) ? 1 : 0);

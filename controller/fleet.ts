@@ -8,16 +8,17 @@ import { isLeaving } from './skipRules.js';
 /**
  * What one node's decision needs to know about all the others. Everything but the storm
  * memory is recomputed from the Nodes (their facts and stored states) on every pass, so a
- * failed-over controller sees the same fleet as its predecessor.
+ * failed-over controller sees the same fleet as its predecessor; the storm memory is kept on
+ * the leader Lease (fleetMemory.ts) for the same reason.
  */
 export interface FleetSummary {
   /** Nodes the circuit breaker counts: ever Ready (or with a ladder state) and not leaving. */
   nodes: number;
-  /** Of those, how many are not healthy right now (failing or unhealthy). */
+  /** Of those, how many are unhealthy by the detection rules (failing for a moment does not count). */
   unhealthy: number;
   /** Of those, how many have a quarantine condition True. */
   quarantineWanted: number;
-  /** Nodes with a remediation sequence under way (any node, counted or not). */
+  /** Nodes with a remediation sequence under way (any node not leaving the cluster, counted or not). */
   inFlight: number;
   /** Latest step start anywhere in the fleet (epoch ms). */
   lastStartAt?: number;
@@ -38,7 +39,7 @@ export function summariseFleet(
   entries: Iterable<FleetEntry>,
   now: number,
   config: ControllerConfig,
-  previous: FleetSummary | undefined,
+  previous: Pick<FleetSummary, 'breakerOpen' | 'stormEndedAt' | 'lastStartAt'> | undefined,
   paused: boolean,
 ): FleetSummary {
   let nodes = 0;
@@ -47,14 +48,14 @@ export function summariseFleet(
   let inFlight = 0;
   let lastStartAt = previous?.lastStartAt;
   for (const { facts, state } of entries) {
-    if (isInFlight(state)) inFlight += 1;
+    if (isInFlight(state) && !isLeaving(facts)) inFlight += 1;
     if (state !== undefined && state.phase !== 'unreadable') {
       lastStartAt = Math.max(lastStartAt ?? 0, state.stepStartedAt);
     }
     // A node with a ladder state was Ready once, even if this replica never saw it so.
     if (isLeaving(facts) || (!facts.everReady && state === undefined)) continue;
     nodes += 1;
-    if (assessHealth(facts, now, config.detection).state !== 'healthy') unhealthy += 1;
+    if (assessHealth(facts, now, config.detection).state === 'unhealthy') unhealthy += 1;
     if (config.quarantine.conditions.some((type) => facts.conditions.some((c) => c.type === type && c.status === 'True'))) {
       quarantineWanted += 1;
     }

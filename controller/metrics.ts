@@ -7,7 +7,7 @@ import type { Step } from './remediationState.js';
  * Prometheus metrics of the controller: what the ladder did, step by step, and why it is not
  * doing anything when it is holding back (circuit breaker, in-flight limit, ...).
  */
-export type StepFailureCause = 'provider_error' | 'still_unhealthy';
+export type StepFailureCause = 'provider_error' | 'inconclusive' | 'still_unhealthy';
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -65,6 +65,18 @@ export class ControllerMetrics {
     help: '1 while this replica holds the leader Lease and acts.',
     registers: [this.registry],
   });
+  private readonly cacheStale = new Gauge({
+    name: 'nodepulse_controller_cache_stale_seconds',
+    help: 'How long ago the informer cache was last known current (0 while its watches are open).',
+    labelNames: ['informer'],
+    registers: [this.registry],
+  });
+  private readonly informerErrors = new Counter({
+    name: 'nodepulse_controller_informer_errors_total',
+    help: 'Failed lists and broken watches of the informers; each is retried with backoff.',
+    labelNames: ['informer', 'during'],
+    registers: [this.registry],
+  });
   private readonly blockedRules = new Set<string>();
 
   constructor(defaultMetrics = true) {
@@ -101,6 +113,14 @@ export class ControllerMetrics {
       this.blocked.set({ rule }, n);
       this.blockedRules.add(rule);
     }
+  }
+
+  observeCacheStaleness(informer: string, staleMs: number): void {
+    this.cacheStale.set({ informer }, Number.isFinite(staleMs) ? staleMs / 1000 : -1);
+  }
+
+  informerFailed(informer: string, during: 'list' | 'watch'): void {
+    this.informerErrors.inc({ informer, during });
   }
 
   setLeader(leading: boolean): void {

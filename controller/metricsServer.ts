@@ -4,12 +4,13 @@ import type { ControllerMetrics } from './metrics.js';
 
 /**
  * The controller's own small HTTP endpoint: /metrics (Prometheus text), /healthz (the process
- * serves), /readyz (its Node cache is synced; a follower is ready too, so a rollout proceeds).
+ * serves), /readyz (its caches are synced and current; a follower is ready too, so a rollout
+ * proceeds; a replica whose watches have been down too long is not, and says why).
  * GET only; nothing else is served.
  */
 export async function startMetricsServer(
   metrics: ControllerMetrics,
-  options: { address: string; port: number; ready: () => boolean },
+  options: { address: string; port: number; notReady: () => string | undefined },
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const server = createServer((req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -29,8 +30,8 @@ export async function startMetricsServer(
       return;
     }
     if (path === '/readyz') {
-      const ready = options.ready();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'node cache not synced yet\n');
+      const why = options.notReady();
+      res.writeHead(why === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(why === undefined ? 'ready\n' : `${why}\n`);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

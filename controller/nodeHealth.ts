@@ -29,13 +29,20 @@ export interface NodeFacts {
   readySince: number;
   /** The kubelet's last status report (epoch ms), when the node has one. */
   lastHeartbeatAt?: number;
-  /** Whether the node is known to have been Ready at some point since it registered. */
+  /**
+   * Whether the node is known to have been Ready at some point: Ready now, seen Ready by this
+   * replica, or marked so on the Node (the `readySeen` annotation, written when a node seen
+   * Ready first fails). Never inferred from timestamps, which depend on when the kubelet
+   * happened to post its first status.
+   */
   everReady: boolean;
   taints: NodeTaint[];
   labels: Record<string, string>;
   annotations: Record<string, string>;
   os: NodeOS;
   providerID?: string;
+  /** status.nodeInfo.bootID: changes on every boot. */
+  bootID?: string;
   /** Conditions other than Ready (the agent's among them). */
   conditions: ObservedCondition[];
   /** Latest event about this node from another remediator (epoch ms), supplied by the loop. */
@@ -60,8 +67,19 @@ export type NodeReading =
 export interface ReadOptions {
   now: number;
   memory?: NodeMemory;
-  registrationGraceMs: number;
   platformRemediationAt?: number;
+  /** Annotation whose presence says the node was seen Ready once (keys.readySeen). */
+  readySeenAnnotation?: string;
+  /**
+   * The agent's heartbeat period: a condition not re-stated (lastHeartbeatTime) for two of
+   * these reads as Unknown, because whoever wrote it (a dead agent) no longer vouches for it.
+   */
+  conditionHeartbeatMs?: number;
+  /**
+   * End of a span in which this controller could not see the API server (epoch ms): nodes
+   * could not report then either, so their heartbeat clocks restart from here.
+   */
+  blindUntil?: number;
 }
 
 export function readNode(node: V1Node | unknown, options: ReadOptions): NodeReading {
@@ -81,18 +99,14 @@ export function readNode(node: V1Node | unknown, options: ReadOptions): NodeRead
   const transition = notAfter(timestamp(readyCondition?.lastTransitionTime), now);
   // Without a transition time on the object, the first time we saw this status is the best we know.
   const readySince = transition ?? previous?.firstSeenAt ?? now;
-  const heartbeat = notAfter(timestamp(readyCondition?.lastHeartbeatTime), now);
+  const heartbeat = afterBlindSpan(notAfter(timestamp(readyCondition?.lastHeartbeatTime), now), options.blindUntil);
 
-  const createdAt = timestamp(metadata.creationTimestamp);
   const sawReady = ready === 'True' || options.memory?.sawReady === true;
-  // Ready leaves its registration-time status only by becoming True; a later transition is
-  // evidence the node was Ready once. (A never-ready node whose kubelet then died would also
-  // transition, to Unknown: the loop's memory is what tells those apart when it was watching.)
-  const transitionedAfterRegistration =
-    ready !== 'Missing' && createdAt !== undefined && transition !== undefined && transition - createdAt > options.registrationGraceMs;
-  const everReady = sawReady || transitionedAfterRegistration;
+  const annotations = stringMap(metadata.annotations);
+  const everReady = sawReady || (options.readySeenAnnotation !== undefined && annotations[options.readySeenAnnotation] !== undefined);
 
   const nodeInfo = isRecord(status.nodeInfo) ? status.nodeInfo : {};
+  const labels = stringMap(metadata.labels);
   const facts: NodeFacts = {
     name,
     uid,
@@ -100,11 +114,12 @@ export function readNode(node: V1Node | unknown, options: ReadOptions): NodeRead
     readySince,
     everReady,
     taints: readTaints(spec.taints),
-    labels: stringMap(metadata.labels),
-    annotations: stringMap(metadata.annotations),
-    os: readOS(nodeInfo.operatingSystem),
-    conditions: conditions.flatMap((c) => readCondition(c, now)),
+    labels,
+    annotations,
+    os: readOS(nodeInfo.operatingSystem, labels[osLabel]),
+    conditions: conditions.flatMap((c) => readCondition(c, options)),
   };
+  if (typeof nodeInfo.bootID === 'string' && nodeInfo.bootID !== '') facts.bootID = nodeInfo.bootID;
   if (heartbeat !== undefined) facts.lastHeartbeatAt = heartbeat;
   if (typeof spec.providerID === 'string' && spec.providerID !== '') facts.providerID = spec.providerID;
   if (options.platformRemediationAt !== undefined) facts.platformRemediationAt = options.platformRemediationAt;
@@ -115,12 +130,24 @@ export function readNode(node: V1Node | unknown, options: ReadOptions): NodeRead
   };
 }
 
-function readCondition(c: Record<string, unknown>, now: number): ObservedCondition[] {
+function readCondition(c: Record<string, unknown>, options: ReadOptions): ObservedCondition[] {
+  const { now } = options;
   if (typeof c.type !== 'string' || c.type === 'Ready') return [];
-  const status = readStatus(c.status);
+  let status = readStatus(c.status);
   if (status === undefined) return [];
   // A condition without a usable transition time counts as just set: its duration starts now.
-  return [{ type: c.type, status, since: notAfter(timestamp(c.lastTransitionTime), now) ?? now }];
+  const since = notAfter(timestamp(c.lastTransitionTime), now) ?? now;
+  const heartbeat = afterBlindSpan(notAfter(timestamp(c.lastHeartbeatTime), now), options.blindUntil);
+  if (options.conditionHeartbeatMs !== undefined && heartbeat !== undefined && now - heartbeat > 2 * options.conditionHeartbeatMs) {
+    status = 'Unknown';
+  }
+  return [{ type: c.type, status, since }];
+}
+
+/** A heartbeat from before our blind span is as good as one at its end: nobody could write during it. */
+function afterBlindSpan(ms: number | undefined, blindUntil: number | undefined): number | undefined {
+  if (ms === undefined || blindUntil === undefined) return ms;
+  return Math.max(ms, blindUntil);
 }
 
 function readTaints(value: unknown): NodeTaint[] {
@@ -133,8 +160,12 @@ function readTaints(value: unknown): NodeTaint[] {
   });
 }
 
-function readOS(value: unknown): NodeOS {
+/** The well-known label the kubelet sets from the same source as nodeInfo.operatingSystem. */
+const osLabel = 'kubernetes.io/os';
+
+function readOS(value: unknown, label: string | undefined): NodeOS {
   if (value === 'linux' || value === 'windows') return value;
+  if (label === 'linux' || label === 'windows') return label;
   return 'unknown';
 }
 

@@ -41,8 +41,25 @@ export function stepEndEvent(ctx: EventContext, step: Step, result: Extract<Prov
   return event(ctx, 'Normal', stepEventReason(step, 'End'), message);
 }
 
-export function stepErrorEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: false }>): CoreV1Event {
-  return event(ctx, 'Warning', stepEventReason(step, 'Error'), `${stepNames[step]} failed: ${result.code}: ${result.message}`);
+/**
+ * The step's *Error event, with the backend's code verbatim, and what the ladder does next:
+ * a failure that ran counts as the step; an inconclusive one is tried again, never escalated;
+ * a permanent one hands the node to a person.
+ */
+export function stepErrorEvent(
+  ctx: EventContext,
+  step: Step,
+  failure: { code: string; message: string },
+  meaning: 'failed' | 'inconclusive' | 'permanent' = 'failed',
+): CoreV1Event {
+  const next = {
+    failed: '',
+    inconclusive: `; its outcome could not be established, so the same step is tried again after ${formatDuration(
+      ctx.config.ladder.retryDelaySeconds * 1000,
+    )} and nothing more destructive follows from it`,
+    permanent: '; this can never succeed on this node, so nothing else is tried',
+  }[meaning];
+  return event(ctx, 'Warning', stepEventReason(step, 'Error'), `${stepNames[step]} failed: ${failure.code}: ${failure.message}${next}`);
 }
 
 export function recoveredEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'recovered' }>): CoreV1Event {

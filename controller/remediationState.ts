@@ -14,8 +14,13 @@ export type Phase =
   | 'started'
   /** The provider finished the step; the node has its recovery wait to become healthy. */
   | 'ended'
-  /** The provider reported an error; `error` holds its code verbatim. */
+  /** The provider reported an error; `error` holds its code verbatim, `permanent` when it can never succeed here. */
   | 'failed'
+  /**
+   * The step's outcome could not be established within its timeout (throttled, another
+   * operation in progress, no answer): it does not count as run, and is tried again.
+   */
+  | 'inconclusive'
   /** The node became healthy after `step`; kept for the flap window, then cleared. */
   | 'recovered'
   /** The ladder gave up; nothing more is done until the node recovers or a person acts. */
@@ -31,6 +36,8 @@ export interface RemediationState {
   stepStartedAt: number;
   stepEndedAt?: number;
   error?: string;
+  /** With phase failed: the error can never succeed on this node (not a scale set instance, NotSupported). */
+  permanent?: boolean;
   recoveredAt?: number;
   /** Why a human is needed. */
   reason?: string;
@@ -52,12 +59,13 @@ const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s))
 const wireSchema = z.strictObject({
   v: z.literal(STATE_VERSION, { error: `must be ${STATE_VERSION}; a newer nodepulse may have written this` }),
   step: z.enum(STEPS),
-  phase: z.enum(['started', 'ended', 'failed', 'recovered', 'needs-human']),
+  phase: z.enum(['started', 'ended', 'failed', 'inconclusive', 'recovered', 'needs-human']),
   attempt: z.number().int().min(1).max(100),
   sequenceStartedAt: isoTime,
   stepStartedAt: isoTime,
   stepEndedAt: isoTime.optional(),
   error: z.string().max(512).optional(),
+  permanent: z.literal(true).optional(),
   recoveredAt: isoTime.optional(),
   reason: z.string().max(1024).optional(),
 });
@@ -88,8 +96,11 @@ export function parseRemediationState(value: string | undefined): StoredState {
 function checkConsistency(s: RemediationState): string | undefined {
   if (s.stepStartedAt < s.sequenceStartedAt) return 'stepStartedAt is before sequenceStartedAt';
   if (s.stepEndedAt !== undefined && s.stepEndedAt < s.stepStartedAt) return 'stepEndedAt is before stepStartedAt';
-  if ((s.phase === 'ended' || s.phase === 'failed') && s.stepEndedAt === undefined) return `phase ${s.phase} needs stepEndedAt`;
-  if (s.phase === 'failed' && s.error === undefined) return 'phase failed needs error';
+  if ((s.phase === 'ended' || s.phase === 'failed' || s.phase === 'inconclusive') && s.stepEndedAt === undefined) {
+    return `phase ${s.phase} needs stepEndedAt`;
+  }
+  if ((s.phase === 'failed' || s.phase === 'inconclusive') && s.error === undefined) return `phase ${s.phase} needs error`;
+  if (s.permanent && s.phase !== 'failed') return 'permanent needs phase failed';
   if (s.phase === 'recovered' && s.recoveredAt === undefined) return 'phase recovered needs recoveredAt';
   if (s.phase === 'needs-human' && s.reason === undefined) return 'phase needs-human needs reason';
   return undefined;
@@ -106,6 +117,7 @@ export function serializeRemediationState(state: RemediationState): string {
     stepStartedAt: iso(state.stepStartedAt),
     stepEndedAt: iso(state.stepEndedAt),
     error: state.error,
+    permanent: state.permanent,
     recoveredAt: iso(state.recoveredAt),
     reason: state.reason,
   });
@@ -114,7 +126,7 @@ export function serializeRemediationState(state: RemediationState): string {
 /** A sequence under way occupies one of the in-flight slots; so does a state we cannot read. */
 export function isInFlight(state: StoredState): boolean {
   if (state === undefined) return false;
-  return state.phase === 'started' || state.phase === 'ended' || state.phase === 'failed' || state.phase === 'unreadable';
+  return state.phase === 'started' || state.phase === 'ended' || state.phase === 'failed' || state.phase === 'inconclusive' || state.phase === 'unreadable';
 }
 
 export function startStep(previous: RemediationState | undefined, step: Step, attempt: number, now: number): RemediationState {
@@ -125,8 +137,12 @@ export function endStep(state: RemediationState, now: number): RemediationState 
   return { ...withoutOutcome(state), phase: 'ended', stepEndedAt: now };
 }
 
-export function failStep(state: RemediationState, now: number, errorCode: string): RemediationState {
-  return { ...withoutOutcome(state), phase: 'failed', stepEndedAt: now, error: errorCode };
+export function failStep(state: RemediationState, now: number, errorCode: string, permanent = false): RemediationState {
+  return { ...withoutOutcome(state), phase: 'failed', stepEndedAt: now, error: errorCode, ...(permanent ? { permanent: true } : {}) };
+}
+
+export function inconclusiveStep(state: RemediationState, now: number, errorCode: string): RemediationState {
+  return { ...withoutOutcome(state), phase: 'inconclusive', stepEndedAt: now, error: errorCode };
 }
 
 export function markRecovered(state: RemediationState, now: number): RemediationState {

@@ -10,7 +10,7 @@ const defaults = controllerConfigSchema.parse({}).safety.circuitBreaker;
 describe('the circuit breaker', () => {
   it.each([
     // nodes, unhealthy, open?
-    [1, 1, true], // single node: all of it down looks like a partition
+    [1, 1, false], // a pool of one node is repaired (repairSingleNode, on by default)
     [2, 1, false],
     [2, 2, true],
     [3, 1, false], // 20% of 3 is 0.6: the floor of 1 still lets one node be repaired
@@ -24,6 +24,16 @@ describe('the circuit breaker', () => {
     [100, 21, true],
   ])('with %i nodes and %i unhealthy, open is %s', (nodes, unhealthy, open) => {
     expect(evaluateBreaker(nodes, unhealthy, defaults).open).toBe(open);
+  });
+
+  it('holds a lone unhealthy node when repairSingleNode is off: all of the pool down looks like a partition', () => {
+    expect(evaluateBreaker(1, 1, { ...defaults, repairSingleNode: false }).open).toBe(true);
+    expect(evaluateBreaker(2, 2, defaults).open).toBe(true);
+  });
+
+  it('computes the share in integers: 29% of 100 nodes allows 29, not 28', () => {
+    expect(evaluateBreaker(100, 29, { ...defaults, maxUnhealthyPercent: 29 })).toMatchObject({ open: false, allowed: 29 });
+    expect(evaluateBreaker(100, 30, { ...defaults, maxUnhealthyPercent: 29 }).open).toBe(true);
   });
 
   it('says how many are unhealthy and how many are allowed', () => {
@@ -40,7 +50,10 @@ describe('the fleet summary', () => {
   const config = controllerConfigSchema.parse({});
   const T = Date.parse('2026-03-02T08:00:00Z');
   const entry = (name: string, ready: 'True' | 'False', now: number): FleetEntry => {
-    const reading = readNode(makeNode({ name, ready, readySince: T - 3_600_000, heartbeatAt: now }), { now, registrationGraceMs: 60_000 });
+    const reading = readNode(makeNode({ name, ready, readySince: T - 3_600_000, heartbeatAt: now }), {
+      now,
+      memory: { ready: 'True', firstSeenAt: T - 86_400_000, sawReady: true },
+    });
     if (!reading.ok) throw new Error(reading.error);
     return { facts: reading.facts, state: undefined };
   };

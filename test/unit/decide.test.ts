@@ -3,9 +3,11 @@ import { controllerConfigSchema, type ControllerConfig } from '../../controller/
 import { decide, type RemediationDecision } from '../../controller/decide.js';
 import { summariseFleet, type FleetEntry, type FleetSummary } from '../../controller/fleet.js';
 import { readNode, type NodeFacts, type NodeMemory } from '../../controller/nodeHealth.js';
+import { keys } from '../../common/contract.js';
 import {
   endStep,
   failStep,
+  inconclusiveStep,
   parseRemediationState,
   serializeRemediationState,
   type RemediationState,
@@ -25,7 +27,7 @@ const MIN = 60_000;
 const at = (minute: number) => T0 + minute * MIN;
 
 type Status = 'True' | 'False' | 'Unknown';
-type Other = 'healthy' | 'unhealthy' | { unhealthyUntil: number } | 'in-flight' | 'leaving' | 'never-ready';
+type Other = 'healthy' | 'unhealthy' | 'failing' | { unhealthyFrom?: number; unhealthyUntil: number } | 'in-flight' | 'leaving' | 'never-ready';
 
 interface Scenario {
   minutes: number;
@@ -36,13 +38,21 @@ interface Scenario {
   /** The node turns Ready `healDelay` minutes after the n-th step starts (1-based), or after every step. */
   healsAfterStep?: number | 'every';
   healDelay?: number;
-  /** The n-th step's provider call fails with this error code. */
+  /** The n-th step's provider call fails with this error code (the backend ran it and it failed). */
   errors?: Record<number, string>;
+  /** The n-th step's outcome could not be established (throttled, conflicting, unanswered) within its timeout. */
+  inconclusive?: Record<number, string>;
+  /** The n-th step can never succeed on this node (not a scale set instance, NotSupported). */
+  permanent?: Record<number, string>;
+  /** The node gets this taint at this minute (e.g. the cluster autoscaler starts removing it). */
+  taintAt?: [number, string];
   /** The n-th step's provider call never returns (the controller died mid-call). */
   hangs?: number[];
   /** While a step runs, Ready goes Unknown (minute +1) then False (minute +3): a reboot seen from the API. */
   rebootTransitions?: boolean;
   others?: Other[];
+  /** The node was never Ready before minute 0 (nobody saw it so). */
+  neverReady?: boolean;
   platformEventAt?: number;
   pausedByAnnotation?: boolean;
   /** Annotation value present at minute 0. */
@@ -58,8 +68,14 @@ function otherEntry(kind: Other, index: number, now: number, config: ControllerC
   let shape: NodeShape = { name, ready: 'True', readySince: at(-24 * 60), heartbeatAt: now };
   let state: StoredState;
   if (kind === 'unhealthy') shape = { name, ready: 'False', readySince: at(-60) };
+  if (kind === 'failing') shape = { name, ready: 'False', readySince: now - 30_000 };
   if (typeof kind === 'object') {
-    shape = now < at(kind.unhealthyUntil) ? { name, ready: 'False', readySince: at(-60) } : { name, ready: 'True', readySince: at(kind.unhealthyUntil), heartbeatAt: now };
+    const from = kind.unhealthyFrom ?? -60;
+    // Unhealthy from `from` means NotReady since notReadySeconds (10 min) before it.
+    shape =
+      now >= at(from) && now < at(kind.unhealthyUntil)
+        ? { name, ready: 'False', readySince: at(from - 10) }
+        : { name, ready: 'True', readySince: now < at(from) ? at(-24 * 60) : at(kind.unhealthyUntil), heartbeatAt: now };
   }
   if (kind === 'leaving') {
     shape = { name, ready: 'False', readySince: at(-60), taints: [{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule' }] };
@@ -68,10 +84,15 @@ function otherEntry(kind: Other, index: number, now: number, config: ControllerC
   if (kind === 'in-flight') {
     state = { step: 'reboot', phase: 'ended', attempt: 1, sequenceStartedAt: at(-30), stepStartedAt: at(-30), stepEndedAt: at(-29) };
   }
-  const reading = readNode(makeNode(shape), { now, registrationGraceMs: config.detection.registrationGraceSeconds * 1000 });
+  // Every other node was Ready once, as the loop's memory would know, except a never-ready one.
+  const memory = kind === 'never-ready' ? undefined : seenReady;
+  const reading = readNode(makeNode(shape), { now, memory, readySeenAnnotation: keys.readySeen });
   if (!reading.ok) throw new Error(reading.error);
   return { facts: reading.facts, state };
 }
+
+/** What the loop remembers of a node it has watched while it was Ready. */
+const seenReady: NodeMemory = { ready: 'True', firstSeenAt: at(-24 * 60), sawReady: true };
 
 function describeDecision(d: RemediationDecision): string | undefined {
   switch (d.kind) {
@@ -106,7 +127,8 @@ function walk(scenario: Scenario): Walk {
   // Mutated through setReady, so an object rather than two narrowed `let`s.
   const readiness: { status: Status; since: number } = { status: 'True', since: at(-24 * 60) };
   let annotation: string | undefined = scenario.annotation;
-  let memory: NodeMemory | undefined;
+  // The loop watched the node while it was Ready, unless the scenario says it never was.
+  let memory: NodeMemory | undefined = scenario.neverReady ? undefined : seenReady;
   let fleetMemory: FleetSummary | undefined;
   let steps = 0;
   const healAt = new Map<number, true>();
@@ -138,17 +160,19 @@ function walk(scenario: Scenario): Walk {
     const transition = transitions.get(minute);
     if (transition && !healed) setReady(transition, now);
 
+    const tainted = scenario.taintAt !== undefined && minute >= scenario.taintAt[0];
     const nodeObject = makeNode({
       ready: readiness.status,
       readySince: readiness.since,
       heartbeatAt: readiness.status === 'Unknown' ? readiness.since : now,
       annotations: annotation === undefined ? {} : { [config.stateAnnotation]: annotation },
       ...scenario.node,
+      ...(tainted ? { taints: [{ key: scenario.taintAt?.[1] ?? '', effect: 'NoSchedule' }] } : {}),
     });
     const reading = readNode(nodeObject, {
       now,
       memory,
-      registrationGraceMs: config.detection.registrationGraceSeconds * 1000,
+      readySeenAnnotation: keys.readySeen,
       platformRemediationAt: scenario.platformEventAt === undefined ? undefined : at(scenario.platformEventAt),
     });
     if (!reading.ok) throw new Error(reading.error);
@@ -175,9 +199,18 @@ function walk(scenario: Scenario): Walk {
         transitions.set(minute + 3, 'False');
       }
       const error = scenario.errors?.[steps];
+      const inconclusive = scenario.inconclusive?.[steps];
+      const permanent = scenario.permanent?.[steps];
       if (error) {
         write = failStep(write, now, error);
         record(minute, `error ${remediation.step} ${error}`);
+      } else if (inconclusive) {
+        // The step runner gave up after the step timeout.
+        write = inconclusiveStep(write, now + config.ladder.stepTimeoutSeconds * 1000, inconclusive);
+        record(minute, `inconclusive ${remediation.step} ${inconclusive}`);
+      } else if (permanent) {
+        write = failStep(write, now, permanent, true);
+        record(minute, `error ${remediation.step} ${permanent} (permanent)`);
       } else if (!scenario.hangs?.includes(steps)) {
         write = endStep(write, now);
         record(minute, `end ${remediation.step}`);
@@ -301,12 +334,12 @@ describe('the AKS timeline, minute by minute', () => {
     ],
     [
       'a failed reimage goes on to the redeploy',
-      { minutes: 25, errors: { 2: 'OperationNotAllowed' } },
+      { minutes: 25, errors: { 2: 'VMReimageFailed' } },
       [
         '15m start reboot #1',
         '15m end reboot',
         '20m start reimage #1',
-        '20m error reimage OperationNotAllowed',
+        '20m error reimage VMReimageFailed',
         '21m skip min-spacing',
         '22m start redeploy #1',
         '22m end redeploy',
@@ -328,9 +361,33 @@ describe('the AKS timeline, minute by minute', () => {
       ],
     ],
     [
-      'a step whose end was never recorded (controller died) is not repeated: it counts as ended at the step timeout',
+      'a step whose end was never recorded (controller died) never escalates: after the step timeout the same step is tried again (inspecting first)',
       { minutes: 40, hangs: [1] },
-      ['15m start reboot #1', '35m start reimage #1', '35m end reimage'],
+      ['15m start reboot #1', '31m start reboot #1', '31m end reboot', '36m start reimage #1', '36m end reimage'],
+    ],
+    [
+      'a reboot that stayed throttled or conflicting through its timeout is tried again, never followed by a reimage',
+      { minutes: 60, inconclusive: { 1: 'OperationNotAllowed', 2: 'TooManyRequests' } },
+      [
+        '15m start reboot #1',
+        '15m inconclusive reboot OperationNotAllowed',
+        '31m start reboot #1',
+        '31m inconclusive reboot TooManyRequests',
+        '47m start reboot #1',
+        '47m end reboot',
+        '52m start reimage #1',
+        '52m end reimage',
+      ],
+    ],
+    [
+      'a step that can never succeed on this node hands it to a person at once: one error, no other step',
+      { minutes: 40, permanent: { 1: 'NotAScaleSetInstance' } },
+      ['15m start reboot #1', '15m error reboot NotAScaleSetInstance (permanent)', '16m needs-human'],
+    ],
+    [
+      'a node the cluster autoscaler starts removing mid-ladder ends its ladder and frees its slot at once',
+      { minutes: 30, taintAt: [17, 'ToBeDeletedByClusterAutoscaler'] },
+      ['15m start reboot #1', '15m end reboot', '17m reset', '18m skip to-be-deleted'],
     ],
     [
       'a node that fails again within the flap window continues its ladder at reimage',
@@ -373,7 +430,7 @@ describe('the AKS timeline, minute by minute', () => {
     ],
     [
       'a node that never became Ready after registering is never remediated',
-      { minutes: 30, node: { createdAt: at(0) - 2_000 } },
+      { minutes: 30, node: { createdAt: at(0) - 2_000 }, neverReady: true },
       ['15m skip never-ready'],
     ],
     [
@@ -412,9 +469,24 @@ describe('the AKS timeline, minute by minute', () => {
       ['15m skip circuit-breaker'],
     ],
     [
-      'a single-node cluster is never remediated: from inside, its failure looks like a partition',
-      { minutes: 30, others: [] },
+      'a single-node pool is repaired by default, as AKS repairs it',
+      { minutes: 16, others: [] },
+      ['15m start reboot #1', '15m end reboot'],
+    ],
+    [
+      'a single-node pool is held when safety.circuitBreaker.repairSingleNode is off',
+      { minutes: 30, others: [], config: { safety: { circuitBreaker: { repairSingleNode: false } } } },
       ['15m skip circuit-breaker'],
+    ],
+    [
+      'a kubelet blip on other nodes (NotReady for a moment, not unhealthy) does not open the breaker of a small pool',
+      { minutes: 16, others: ['failing', 'failing'] },
+      ['15m start reboot #1', '15m end reboot'],
+    ],
+    [
+      'a storm that ends mid-ladder does not hold the ladder under way: the cooldown holds back new sequences only',
+      { minutes: 21, others: [{ unhealthyFrom: 16, unhealthyUntil: 19 }, { unhealthyFrom: 16, unhealthyUntil: 19 }, 'healthy', 'healthy'] },
+      ['15m start reboot #1', '15m end reboot', '20m start reimage #1', '20m end reimage'],
     ],
     [
       'nodes leaving the cluster or never Ready do not count toward the circuit breaker',
@@ -448,9 +520,16 @@ describe('the AKS timeline, minute by minute', () => {
 });
 
 /** One decision at an exact instant, for the thresholds the minute walk cannot resolve. */
-function decideAt(shape: NodeShape, now: number, overrides: Record<string, unknown> = {}, state?: StoredState): RemediationDecision {
+function decideAt(
+  shape: NodeShape,
+  now: number,
+  overrides: Record<string, unknown> = {},
+  state?: StoredState,
+  /** null: the loop never saw this node Ready. */
+  memory: NodeMemory | null = seenReady,
+): RemediationDecision {
   const config = configWith(overrides);
-  const reading = readNode(makeNode(shape), { now, registrationGraceMs: config.detection.registrationGraceSeconds * 1000 });
+  const reading = readNode(makeNode(shape), { now, memory: memory ?? undefined, readySeenAnnotation: keys.readySeen });
   if (!reading.ok) throw new Error(reading.error);
   const healthy = (i: number) => otherEntry('healthy', i, now, config);
   const fleet = summariseFleet([{ facts: reading.facts, state }, healthy(1), healthy(2), healthy(3), healthy(4)], now, config, undefined, false);
@@ -557,7 +636,23 @@ describe('a replica that takes over', () => {
     // Created 2 s before it went NotReady: from the Node alone it looks like it never was Ready.
     const shape: NodeShape = { ready: 'False', createdAt: at(0) - 2_000, readySince: at(0) };
     const ended: RemediationState = { step: 'reboot', phase: 'ended', attempt: 1, sequenceStartedAt: at(15), stepStartedAt: at(15), stepEndedAt: at(15) };
-    expect(decideAt(shape, at(20), {}, ended)).toMatchObject({ kind: 'start', step: 'reimage' });
-    expect(decideAt(shape, at(20))).toMatchObject({ kind: 'skip', rule: 'never-ready' });
+    expect(decideAt(shape, at(20), {}, ended, null)).toMatchObject({ kind: 'start', step: 'reimage' });
+    expect(decideAt(shape, at(20), {}, undefined, null)).toMatchObject({ kind: 'skip', rule: 'never-ready' });
+  });
+
+  it('repairs a node an earlier replica saw Ready (the ready-seen annotation), though it never saw it so itself', () => {
+    const shape: NodeShape = { ready: 'False', readySince: at(0), annotations: { [keys.readySeen]: new Date(at(-1)).toISOString() } };
+    expect(decideAt(shape, at(15), {}, undefined, null)).toMatchObject({ kind: 'start', step: 'reboot' });
+  });
+});
+
+describe('the never-ready rule does not depend on when the first status arrived', () => {
+  it.each([
+    ['the first status arrived at registration', 0],
+    ['the first status arrived 5 minutes after registration', 5],
+    ['the first status arrived 30 minutes after registration', 30],
+  ])('a node whose Ready was never True is skipped when %s', (_name, delay) => {
+    const shape: NodeShape = { ready: 'False', createdAt: at(-40), readySince: at(-40 + delay) };
+    expect(decideAt(shape, at(20), {}, undefined, null)).toMatchObject({ kind: 'skip', rule: 'never-ready' });
   });
 });

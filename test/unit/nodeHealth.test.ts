@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { keys } from '../../common/contract.js';
 import { readNode } from '../../controller/nodeHealth.js';
 import { makeNode } from '../support/nodeFixtures.js';
 
 const NOW = Date.parse('2026-03-02T08:30:00Z');
-const options = { now: NOW, registrationGraceMs: 60_000 };
+const options = { now: NOW, readySeenAnnotation: keys.readySeen };
+const seenReady = { ready: 'True' as const, firstSeenAt: NOW - 86_400_000, sawReady: true };
 
 describe('reading a Node from the API server', () => {
   it('extracts Ready and since when, the heartbeat, taints, OS, provider id and other conditions', () => {
@@ -17,7 +19,7 @@ describe('reading a Node from the API server', () => {
       providerID: 'azure:///subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/v/virtualMachines/3',
       conditions: { KonnectivityProblem: ['True', NOW - 120_000] },
     });
-    const reading = readNode(node, options);
+    const reading = readNode(node, { ...options, memory: seenReady });
     expect(reading).toMatchObject({
       ok: true,
       facts: {
@@ -82,14 +84,55 @@ describe('reading a Node from the API server', () => {
     expect(later.ok && later.facts.readySince).toBe(NOW);
   });
 
-  it('a node whose Ready has not been True since registering never became Ready, unless we saw it Ready', () => {
+  it('a node counts as once Ready only on evidence: Ready now, seen Ready by the loop, or marked so on the Node; never from timestamps', () => {
     const created = NOW - 3_600_000;
+    // However late the first status came, a node nobody saw Ready is not taken for one that was.
+    for (const firstStatus of [5_000, 600_000, 1_800_000]) {
+      const reading = readNode(makeNode({ ready: 'False', createdAt: created, readySince: created + firstStatus }), options);
+      expect(reading.ok && reading.facts.everReady).toBe(false);
+    }
     const neverReady = makeNode({ ready: 'False', createdAt: created, readySince: created + 5_000 });
-    const reading = readNode(neverReady, options);
-    expect(reading.ok && reading.facts.everReady).toBe(false);
-    const seen = readNode(neverReady, { ...options, memory: { ready: 'True', firstSeenAt: created, sawReady: true } });
+    const seen = readNode(neverReady, { ...options, memory: seenReady });
     expect(seen.ok && seen.facts.everReady).toBe(true);
-    const wentDownLater = readNode(makeNode({ ready: 'False', createdAt: created, readySince: created + 600_000 }), options);
-    expect(wentDownLater.ok && wentDownLater.facts.everReady).toBe(true);
+    const marked = makeNode({ ready: 'False', createdAt: created, readySince: created + 5_000, annotations: { [keys.readySeen]: '2026-03-02T07:00:00Z' } });
+    const reading = readNode(marked, options);
+    expect(reading.ok && reading.facts.everReady).toBe(true);
+  });
+
+  it('takes the OS from the kubernetes.io/os label when status.nodeInfo is missing', () => {
+    const node = { metadata: { name: 'n1', labels: { 'kubernetes.io/os': 'linux' } }, status: { conditions: [] } };
+    const reading = readNode(node, options);
+    expect(reading.ok && reading.facts.os).toBe('linux');
+  });
+
+  it('reads the boot ID, which changes on every boot', () => {
+    const node = { metadata: { name: 'n1' }, status: { nodeInfo: { bootID: 'b7f1c2d3-1111-2222-3333-444455556666' } } };
+    const reading = readNode(node, options);
+    expect(reading.ok && reading.facts.bootID).toBe('b7f1c2d3-1111-2222-3333-444455556666');
+  });
+
+  it('an agent condition not re-stated for two heartbeat periods reads as Unknown: a dead agent vouches for nothing', () => {
+    const heartbeatMs = 300_000;
+    const node = (beatAgo: number) => ({
+      metadata: { name: 'n1' },
+      status: {
+        conditions: [
+          { type: 'DNSProblem', status: 'True', lastTransitionTime: new Date(NOW - 3_600_000).toISOString(), lastHeartbeatTime: new Date(NOW - beatAgo).toISOString() },
+        ],
+      },
+    });
+    const fresh = readNode(node(2 * heartbeatMs), { ...options, conditionHeartbeatMs: heartbeatMs });
+    expect(fresh.ok && fresh.facts.conditions[0]?.status).toBe('True');
+    const stale = readNode(node(2 * heartbeatMs + 1000), { ...options, conditionHeartbeatMs: heartbeatMs });
+    expect(stale.ok && stale.facts.conditions[0]?.status).toBe('Unknown');
+  });
+
+  it('after a span in which the controller could not see the API server, heartbeats count from its end: nodes could not report either', () => {
+    const blindUntil = NOW - 60_000;
+    const node = makeNode({ ready: 'True', readySince: NOW - 86_400_000, heartbeatAt: NOW - 900_000 });
+    const reading = readNode(node, { ...options, blindUntil });
+    expect(reading.ok && reading.facts.lastHeartbeatAt).toBe(blindUntil);
+    const after = readNode(makeNode({ ready: 'True', readySince: NOW - 86_400_000, heartbeatAt: NOW - 5_000 }), { ...options, blindUntil });
+    expect(after.ok && after.facts.lastHeartbeatAt).toBe(NOW - 5_000);
   });
 });

@@ -11,7 +11,7 @@ const calm: FleetSummary = { nodes: 10, unhealthy: 0, quarantineWanted: 1, inFli
 const ourTaint = { key: 'nodepulse.io/quarantined', effect: 'NoSchedule' };
 
 function factsOf(shape: NodeShape) {
-  const reading = readNode(makeNode({ ready: 'True', heartbeatAt: NOW, ...shape }), { now: NOW, registrationGraceMs: 60_000 });
+  const reading = readNode(makeNode({ ready: 'True', heartbeatAt: NOW, ...shape }), { now: NOW });
   if (!reading.ok) throw new Error(reading.error);
   return reading.facts;
 }

@@ -33,7 +33,7 @@ describe('remediation events on the Node', () => {
   ] as const)('%s uses the AKS reasons %s, %s and %s', (step, startReason, endReason, errorReason) => {
     expect(stepStartEvent(ctx(), start(step, 'x'), false).reason).toBe(startReason);
     expect(stepEndEvent(ctx(), step, { ok: true, detail: 'done' }).reason).toBe(endReason);
-    expect(stepErrorEvent(ctx(), step, { ok: false, code: 'C', message: 'm' }).reason).toBe(errorReason);
+    expect(stepErrorEvent(ctx(), step, { code: 'C', message: 'm' }).reason).toBe(errorReason);
   });
 
   it('says why the reboot started and where it stands in the sequence', () => {
@@ -59,8 +59,21 @@ describe('remediation events on the Node', () => {
   });
 
   it('an Error event carries the provider\'s error code verbatim', () => {
-    const e = stepErrorEvent(ctx(), 'reboot', { ok: false, code: 'AuthorizationFailed', message: "The client 'x' does not have authorization" });
+    const e = stepErrorEvent(ctx(), 'reboot', { code: 'AuthorizationFailed', message: "The client 'x' does not have authorization" });
     expect(e).toMatchObject({ type: 'Warning', message: "Reboot failed: AuthorizationFailed: The client 'x' does not have authorization" });
+  });
+
+  it('an inconclusive step says it is tried again and that nothing more destructive follows', () => {
+    const e = stepErrorEvent(ctx(), 'reboot', { code: 'OperationNotAllowed', message: 'another operation is in progress' }, 'inconclusive');
+    expect(e.reason).toBe('NodeRebootError');
+    expect(e.message).toBe(
+      'Reboot failed: OperationNotAllowed: another operation is in progress; its outcome could not be established, so the same step is tried again after 1m and nothing more destructive follows from it',
+    );
+  });
+
+  it('a step that can never succeed says nothing else is tried', () => {
+    const e = stepErrorEvent(ctx(), 'reboot', { code: 'NotAScaleSetInstance', message: 'spec.providerID is not a VM scale set instance' }, 'permanent');
+    expect(e.message).toContain('this can never succeed on this node, so nothing else is tried');
   });
 
   it('reports as the configured component and instance', () => {
