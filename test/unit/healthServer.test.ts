@@ -1,9 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import type { NodeCondition, ProblemEvent } from '../../agent/conditions/conditionEngine.js';
-import { HealthServer, type HealthSource } from '../../agent/server/healthServer.js';
+import { HealthServer, type EndpointLimits, type HealthSource } from '../../agent/server/healthServer.js';
 import type { ProbeResult } from '../../agent/probes/probe.js';
 
 const log = pino({ level: 'silent' });
@@ -28,22 +29,64 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(src: HealthSource, stallMs = 60_000): Promise<number> {
-  server = new HealthServer(src, { address: '127.0.0.1', port: 0, stallMs, maxStreamClients: 2 }, log);
+async function start(src: HealthSource, stallMs = 60_000, limits: Partial<EndpointLimits> = {}, podAddress?: string): Promise<number> {
+  server = new HealthServer(src, { address: '127.0.0.1', port: 0, stallMs, maxStreamClients: 2, limits, podAddress, routes: { '/echo/': echo } }, log);
   return (await server.listen()).port;
 }
 
-function call(port: number, path: string, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
+const echo = (_req: unknown, res: import('node:http').ServerResponse, rest: string) => res.end(`echo ${rest}`);
+
+interface Reply {
+  status: number;
+  body: string;
+  headers: import('node:http').IncomingHttpHeaders;
+}
+
+function call(port: number, path: string, method = 'GET', body?: string, headers: Record<string, string> = {}, host = '127.0.0.1'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers: body ? { 'Content-Length': Buffer.byteLength(body) } : {} }, (res) => {
-      let text = '';
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      { host, port, path, method, agent: false, headers: { ...(body ? { 'Content-Length': String(Buffer.byteLength(body)) } : {}), ...headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, headers: res.headers }));
+      },
+    );
+    req.on('upgrade', () => reject(new Error(`${path}: the server switched protocols`)));
     req.on('error', reject);
     req.end(body);
   });
 }
+
+const open: Socket[] = [];
+afterEach(() => {
+  for (const socket of open.splice(0)) socket.destroy();
+});
+
+/** A client that connects, optionally writes `bytes`, and never reads a byte of the answer. */
+function neverReads(port: number, bytes = '', localAddress = '127.0.0.1'): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, localAddress }, () => {
+      socket.pause();
+      if (bytes) socket.write(bytes);
+      resolve(socket);
+    });
+    socket.on('error', () => undefined);
+    socket.once('error', reject);
+    open.push(socket);
+  });
+}
+
+/** Waits (polling, generously bounded) until `check` holds; the bound only catches a hang. */
+async function until(what: string, check: () => boolean, boundMs = 10_000): Promise<void> {
+  const deadline = Date.now() + boundMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not ${what} within ${boundMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const stats = () => (server as HealthServer).connectionStats();
 
 describe('node-local health endpoint', () => {
   it('serves the current conditions and the last figures of every probe', async () => {
@@ -78,7 +121,7 @@ describe('node-local health endpoint', () => {
 
   it('serves Prometheus metrics', async () => {
     const port = await start(source());
-    expect(await call(port, '/metrics')).toEqual({ status: 200, body: 'problem_gauge 0\n' });
+    expect(await call(port, '/metrics')).toMatchObject({ status: 200, body: 'problem_gauge 0\n' });
   });
 
   it('is read-only: refuses writes and request bodies', async () => {
@@ -128,3 +171,131 @@ describe('node-local health endpoint', () => {
     b.close();
   });
 });
+
+describe('node-local endpoint against bad clients', () => {
+  it('destroys a connection whose request headers are late, even when the client never reads', async () => {
+    const port = await start(source(), 60_000, { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    await neverReads(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n');
+    await neverReads(port);
+    expect(stats().open).toBe(2);
+    await until('both sockets closed by the server', () => stats().open === 0);
+  });
+
+  it('holds at most the connection cap of slowloris clients that never read, and /healthz still answers', async () => {
+    const port = await start(source(), 60_000, { maxConnections: 8, maxPerSource: 8 });
+    const slow = await Promise.all(Array.from({ length: 30 }, () => neverReads(port, 'GET /conditions HTTP/1.1\r\n')));
+    // A slowloris keeps trickling header bytes; the newest always replace the oldest.
+    for (const socket of slow) socket.write('X-Slow: 1\r\n');
+    await until('the flood to reach the cap', () => stats().refused + stats().evicted >= 22);
+    expect(stats().open).toBeLessThanOrEqual(8);
+    for (let i = 0; i < 5; i++) {
+      const res = await call(port, '/healthz');
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body)).toEqual({ status: 'ok' });
+    }
+    expect(stats().open).toBeLessThanOrEqual(8);
+  });
+
+  it('lets /healthz in while every slot is held by clients that asked and never read the answer', async () => {
+    // 1 MiB answers, pipelined, never read: the socket buffers fill and each answer stays unfinished.
+    const big = { ...condition, message: 'x'.repeat(1024 * 1024) };
+    const port = await start(source({ conditions: () => [big] }), 60_000, { maxConnections: 4, maxPerSource: 4 });
+    const pipelined = 'GET /conditions HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40);
+    await Promise.all(Array.from({ length: 4 }, () => neverReads(port, pipelined)));
+    await until('4 held', () => stats().open === 4);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await call(port, '/healthz')).status).toBe(200);
+    expect(stats()).toMatchObject({ evicted: 1, refused: 0 });
+  });
+
+  it('caps one source before the whole listener, so another client still gets a slot', async () => {
+    const port = await start(source(), 60_000, { maxConnections: 10, maxPerSource: 3 });
+    for (let i = 0; i < 6; i++) await neverReads(port, '', '127.0.0.1');
+    for (let i = 0; i < 3; i++) await neverReads(port, '', '127.0.0.2');
+    // 127.0.0.1's three oldest gave way to its three newest; 127.0.0.2 lost nothing.
+    await until('3 from each source held', () => stats().open === 6);
+    expect(stats()).toMatchObject({ evicted: 3, refused: 0 });
+    expect((await call(port, '/healthz', 'GET', undefined, {}, '127.0.0.1')).status).toBe(200);
+  });
+
+  it('closes idle keep-alive connections and ends a connection after its request budget', async () => {
+    const port = await start(source(), 60_000, { keepAliveTimeoutMs: 200, maxRequestsPerSocket: 2 });
+    const socket = await neverReads(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    await until('the idle keep-alive connection closed', () => stats().open === 0);
+    expect(socket.destroyed).toBe(false);
+    const replies = await rawExchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2));
+    expect(replies).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*HTTP\/1\.1 200 OK[\s\S]*Connection: close/i);
+  });
+
+  it('answers a request with an Upgrade it does not serve (curl --http2: h2c) as plain HTTP/1.1', async () => {
+    const port = await start(source());
+    const h2c = { Connection: 'Upgrade, HTTP2-Settings', Upgrade: 'h2c', 'HTTP2-Settings': 'AAMAAABkAAQCAAAAAAIAAAAA' };
+    const res = await call(port, '/healthz', 'GET', undefined, h2c);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ status: 'ok' });
+    const ws = await call(port, '/conditions', 'GET', undefined, { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' });
+    expect(ws.status).toBe(200);
+    expect(JSON.parse(ws.body).node).toBe('node-a');
+  });
+
+  it('says how to connect when /stream is fetched without a WebSocket upgrade', async () => {
+    const port = await start(source());
+    const res = await call(port, '/stream');
+    expect(res.status).toBe(426);
+    expect(res.headers.upgrade).toBe('websocket');
+    expect(JSON.parse(res.body).error).toBe(`/stream is a WebSocket stream: connect with a WebSocket client, e.g. websocat ws://127.0.0.1:${port}/stream`);
+  });
+
+  it('drops a stream client that stopped reading instead of buffering for it, and keeps the one that reads', async () => {
+    const port = await start(source(), 60_000, { maxStreamBacklogBytes: 64 * 1024 });
+    const connectStream = async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/stream`);
+      await new Promise((resolve) => ws.once('message', resolve));
+      return ws;
+    };
+    const reader = await connectStream();
+    let read = 0;
+    reader.on('message', () => (read += 1));
+    const stalled = await connectStream();
+    (stalled as unknown as { _socket: Socket })._socket.pause();
+    const long = { ...condition, message: 'x'.repeat(4096) };
+    const event: ProblemEvent = { kind: 'temporary', severity: 'Warning', conditionType: 'DNSProblem', reason: 'R', message: 'm', at: 0 };
+    for (let i = 0; i < 20_000 && stats().streams > 1; i++) {
+      server?.broadcast(long, [event]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(stats().streams).toBe(1);
+    expect(reader.readyState).toBe(WebSocket.OPEN);
+    expect(read).toBeGreaterThan(100);
+    reader.close();
+    stalled.terminate();
+  });
+
+  it('serves only /healthz, /readyz and the echo on the pod address; conditions, metrics and the stream stay local', async () => {
+    const port = await start(source(), 60_000, {}, '127.0.0.2');
+    const pod = (path: string) => call(port, path, 'GET', undefined, {}, '127.0.0.2');
+    expect((await pod('/healthz')).status).toBe(200);
+    expect((await pod('/readyz')).status).toBe(200);
+    expect((await pod('/echo/abc')).body).toBe('echo abc');
+    for (const path of ['/conditions', '/metrics', '/stream']) {
+      const res = await pod(path);
+      expect(res.status).toBe(404);
+      expect(JSON.parse(res.body).error).toContain(`are on 127.0.0.1:${port}`);
+    }
+    expect((await call(port, '/conditions')).status).toBe(200);
+    expect((await call(port, '/echo/abc')).body).toBe('echo abc');
+  });
+});
+
+/** Writes `text` on a fresh connection and returns everything the server sends until it closes. */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(text));
+    let received = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (received += chunk));
+    socket.on('end', () => resolve(received));
+    socket.on('error', reject);
+    setTimeout(() => resolve(received), 5_000).unref();
+  });
+}
