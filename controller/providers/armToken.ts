@@ -6,7 +6,7 @@ import type { AzureProviderConfig } from '../config/controllerConfig.js';
  * ARM access tokens for the controller's identity: workload identity (the projected
  * service-account token in AZURE_FEDERATED_TOKEN_FILE exchanged at Entra ID as a client
  * assertion) or managed identity (IMDS). Both endpoints come from the config, so tests point
- * them at loopback. Tokens are cached until shortly before they expire.
+ * them at loopback. Tokens are cached until shortly before they expire, or until ARM refuses one.
  */
 export class ArmAuthError extends Error {
   override name = 'ArmAuthError';
@@ -21,6 +21,8 @@ export class ArmAuthError extends Error {
 
 export interface TokenSource {
   getToken(signal: AbortSignal): Promise<string>;
+  /** ARM refused `token` (401): forget it, so the next getToken() fetches a fresh one. */
+  invalidate(token: string): void;
 }
 
 interface FetchedToken {
@@ -38,6 +40,10 @@ export function armTokenSource(config: AzureProviderConfig, now: () => number = 
     async getToken(signal) {
       if (!cached || cached.expiresAt - refreshMarginMs <= now()) cached = await fetchToken(signal);
       return cached.token;
+    },
+    invalidate(token) {
+      // Only the refused token: another step may already have fetched its successor.
+      if (cached?.token === token) cached = undefined;
     },
   };
 }

@@ -1,5 +1,5 @@
 /**
- * The one place that turns a Node's spec.providerID into an ARM URL. Only per-instance action
+ * The one place that turns a Node's spec.providerID into an ARM URL. Only per-instance
  * URLs can come out of it: the scale-set-level actions (.../virtualMachineScaleSets/{vmss}/restart)
  * act on *every* VM of the scale set when no instanceIds are given, so a missing, empty or
  * path-like instance id ("", "..", "3/..") is refused, never "fixed".
@@ -40,6 +40,15 @@ export function parseScaleSetInstance(providerID: string | undefined): { ok: tru
 
 /** Builds POST .../virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}/{action}; throws on anything else. */
 export function instanceActionUrl(armEndpoint: string, instance: ScaleSetInstance, action: InstanceAction, apiVersion: string): URL {
+  return instanceUrl(armEndpoint, instance, action, apiVersion);
+}
+
+/** Builds GET .../virtualMachineScaleSets/{vmss}/virtualMachines/{instanceId}/instanceView. */
+export function instanceViewUrl(armEndpoint: string, instance: ScaleSetInstance, apiVersion: string): URL {
+  return instanceUrl(armEndpoint, instance, 'instanceView', apiVersion);
+}
+
+function instanceUrl(armEndpoint: string, instance: ScaleSetInstance, leaf: InstanceAction | 'instanceView', apiVersion: string): URL {
   const problem = invalidSegment(instance);
   if (problem) throw new Error(`refusing to build an ARM URL: ${problem}`);
   const path = [
@@ -51,15 +60,15 @@ export function instanceActionUrl(armEndpoint: string, instance: ScaleSetInstanc
     instance.scaleSet,
     'virtualMachines',
     instance.instanceId,
-    action,
+    leaf,
   ]
     .map((part) => part.split('/').map(encodeURIComponent).join('/'))
     .join('/');
   const url = new URL(`${armEndpoint.replace(/\/+$/, '')}/${path}`);
   url.searchParams.set('api-version', apiVersion);
   // Belt and braces: whatever URL parsing did, the path must still end at this instance.
-  if (!url.pathname.endsWith(`/virtualMachines/${instance.instanceId}/${action}`)) {
-    throw new Error(`refusing to send ${url.pathname}: not a per-instance action`);
+  if (!url.pathname.endsWith(`/virtualMachines/${instance.instanceId}/${leaf}`)) {
+    throw new Error(`refusing to send ${url.pathname}: not one instance of one scale set`);
   }
   return url;
 }

@@ -1,4 +1,4 @@
-import type { ProviderResult, ProviderTarget, RemediationProvider } from './provider.js';
+import type { ProviderResult, ProviderTarget, RemediationProvider, StepStatus } from './provider.js';
 
 /** Everything but the action: the events and logs say what would have happened. The default. */
 export class DryRunProvider implements RemediationProvider {
@@ -14,6 +14,11 @@ export class DryRunProvider implements RemediationProvider {
 
   redeploy(target: ProviderTarget): Promise<ProviderResult> {
     return Promise.resolve(wouldHave('redeployed', target));
+  }
+
+  /** A dry-run step is done the moment it is sent, so one found under way has ended. */
+  inspect(): Promise<StepStatus> {
+    return Promise.resolve({ state: 'succeeded', detail: 'dry run: nothing was done' });
   }
 }
 
