@@ -1,5 +1,6 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
-import { keys } from '../../common/contract.js';
+import { keys, type ProbeName } from '../../common/contract.js';
 
 /**
  * The agent's configuration, validated once at the edge. Every key has a default so an empty
@@ -7,10 +8,16 @@ import { keys } from '../../common/contract.js';
  */
 const percent = z.number().min(0).max(100);
 const seconds = z.number().positive().max(86_400);
+/** Sampling faster than once a second burns CPU (54% of a core at 0.0001 s) and detects nothing sooner. */
+const interval = z.number().min(1, 'must be at least 1 (second): sampling faster burns CPU and detects nothing sooner').max(86_400);
+const absolutePath = z.string().regex(/^\//, 'must be an absolute path, e.g. /proc');
+const ipLiteral = z.string().refine((text) => isIP(text) !== 0, 'must be an IP address (e.g. 127.0.0.1, 0.0.0.0 or ::1), not a host name');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL, e.g. http://127.0.0.1:10248/healthz' });
+const timeout = (min: number, max: number, fallback: number) => z.number().int().min(min).max(max).default(fallback);
 
 const hysteresis = {
   enabled: z.boolean().default(true),
-  intervalSeconds: seconds.default(10),
+  intervalSeconds: interval.default(10),
   /** Consecutive bad samples before the condition turns True. */
   failureThreshold: z.number().int().min(1).max(1000).default(3),
   /** Consecutive good samples before it turns False again. */
@@ -22,7 +29,7 @@ const cpu = z.strictObject({
   someAvg10Percent: percent.default(75),
   /** Used only where the kernel has no PSI. */
   utilisationPercent: percent.default(95),
-  loadPerCore: z.number().positive().default(4),
+  loadPerCore: z.number().positive().max(1000).default(4),
 });
 
 const memory = z.strictObject({
@@ -31,7 +38,11 @@ const memory = z.strictObject({
   fullAvg10Percent: percent.default(10),
   availablePercent: percent.default(5),
   /** The kubelet evicts at memory.available < 100Mi; warn while there is still room. */
-  availableMiB: z.number().nonnegative().default(200),
+  availableMiB: z
+    .number()
+    .nonnegative()
+    .max(65_536, 'must be at most 65536 (64 GiB); a floor that large belongs in availablePercent')
+    .default(200),
 });
 
 const pid = z.strictObject({
@@ -72,7 +83,7 @@ const diskSpace = z.strictObject({
   ...hysteresis,
   failureThreshold: z.number().int().min(1).max(1000).default(1),
   /** The OS disk, the kubelet's and the container runtime's filesystems; missing ones are noted and skipped. */
-  paths: z.array(z.string().min(1)).default(['/', '/var/lib/kubelet', '/var/lib/containerd']),
+  paths: z.array(absolutePath).default(['/', '/var/lib/kubelet', '/var/lib/containerd']),
   usedPercent: percent.default(90),
   inodesUsedPercent: percent.default(90),
 });
@@ -90,12 +101,13 @@ const dnsCheck = z.strictObject({
 
 const dns = z.strictObject({
   ...hysteresis,
-  intervalSeconds: seconds.default(30),
-  timeoutMs: z.number().int().min(50).max(30_000).default(2000),
+  intervalSeconds: interval.default(30),
+  /** Per query, the TCP retry included; below the interval (timeoutBelowInterval). */
+  timeoutMs: timeout(50, 30_000, 2000),
   /** Checks run as given; when empty, the profile's built-in checks are used. */
   checks: z.array(dnsCheck).default([]),
   /** Built-in generic check: this name through every resolver in resolv.conf. */
-  resolvConf: z.string().default('/etc/resolv.conf'),
+  resolvConf: absolutePath.default('/etc/resolv.conf'),
   defaultQuery: z.string().default('.'),
   azureDNS: z.string().default('168.63.129.16'),
   upstreamQuery: z.string().default('microsoft.com'),
@@ -109,14 +121,14 @@ const dns = z.strictObject({
 
 const kubelet = z.strictObject({
   ...hysteresis,
-  url: z.url().default('http://127.0.0.1:10248/healthz'),
-  timeoutMs: z.number().int().min(50).max(30_000).default(2000),
+  url: httpUrl.default('http://127.0.0.1:10248/healthz'),
+  timeoutMs: timeout(50, 30_000, 2000),
 });
 
 const konnectivity = z.strictObject({
   ...hysteresis,
-  intervalSeconds: seconds.default(60),
-  timeoutMs: z.number().int().min(100).max(60_000).default(10_000),
+  intervalSeconds: interval.default(60),
+  timeoutMs: timeout(100, 60_000, 10_000),
   namespace: z.string().default('kube-system'),
   deployment: z.string().default('konnectivity-agent'),
   /** How long the Deployment read is cached; it changes rarely. */
@@ -126,27 +138,52 @@ const konnectivity = z.strictObject({
   podNamespace: z.string().default('nodepulse'),
 });
 
-const server = z.strictObject({
-  address: z.string().default('127.0.0.1'),
-  port: z.number().int().min(0).max(65_535).default(20258),
-  /** /healthz fails when the probe loop has not completed a round for this long. */
-  stallSeconds: seconds.default(120),
-});
+const server = z
+  .strictObject({
+    /** Everything the endpoint serves. */
+    address: ipLiteral.default('127.0.0.1'),
+    port: z.number().int().min(0).max(65_535).default(20258),
+    /**
+     * A second listener on the same port with only what others must reach (/healthz, /readyz,
+     * the konnectivity echo): the pod's IP, from POD_IP (downward API status.podIP).
+     */
+    podAddress: ipLiteral.optional(),
+    /** /healthz fails when no probe has completed a sample for this long (see stallCoversIntervals). */
+    stallSeconds: seconds.default(120),
+  })
+  .superRefine((server, ctx) => {
+    if (server.podAddress === undefined) return;
+    if (isUnspecified(server.podAddress)) {
+      ctx.addIssue({ code: 'custom', path: ['podAddress'], message: `${server.podAddress} is every address; give the pod's own IP (status.podIP)` });
+    } else if (isUnspecified(server.address)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['podAddress'],
+        message: `not needed: server.address ${server.address} already serves every address; set server.address to 127.0.0.1 to keep conditions, metrics and the stream local, or unset podAddress (POD_IP)`,
+      });
+    } else if (server.podAddress === server.address) {
+      ctx.addIssue({ code: 'custom', path: ['podAddress'], message: `is server.address too; give the pod's IP and keep server.address at 127.0.0.1` });
+    }
+  });
+
+function isUnspecified(address: string): boolean {
+  return address === '0.0.0.0' || /^[0:]+$/.test(address);
+}
 
 const publish = z.strictObject({
   enabled: z.boolean().default(false),
-  heartbeatSeconds: seconds.default(300),
+  heartbeatSeconds: z.number().min(1).max(86_400).default(300),
   /** Per-node jitter of the heartbeat, as a share of the period. */
   heartbeatJitter: z.number().min(0).max(1).default(0.2),
-  eventBurst: z.number().int().min(1).default(10),
-  eventsPerMinute: z.number().positive().default(6),
-  backoffMaxSeconds: seconds.default(60),
+  eventBurst: z.number().int().min(1).max(1000).default(10),
+  eventsPerMinute: z.number().positive().max(600).default(6),
+  backoffMaxSeconds: z.number().min(1).max(3600).default(60),
 });
 
 // prefault, not default: zod 4 returns a default as is, so `.default({})` would skip the inner defaults.
 /**
  * The `agent` remediation provider: the controller sets `annotation` on the Node and the agent
- * there runs `command` once per request newer than the host's boot, kured-style.
+ * there runs `command` when its value is the host's current boot ID, kured-style.
  */
 const reboot = z.strictObject({
   enabled: z.boolean().default(false),
@@ -156,36 +193,80 @@ const reboot = z.strictObject({
     .default(keys.rebootRequest),
   /** Runs in the agent's container; with hostPID, nsenter reaches the host's systemd. */
   command: z.array(z.string().min(1)).min(1).default(['nsenter', '--target', '1', '--mount', '--', '/bin/systemctl', 'reboot']),
-  /** Requests older than this are ignored (a controller that died long ago). */
-  maxRequestAgeSeconds: seconds.default(3600),
 });
 
 const withDefaults = <T extends z.ZodType>(s: T) => s.prefault({} as never);
 
-export const agentConfigSchema = z.strictObject({
-  profile: z.enum(['generic', 'azure']).default('generic'),
-  nodeName: z.string().default(''),
-  procRoot: z.string().default('/proc'),
-  sysRoot: z.string().default('/sys'),
-  kubeconfig: z.string().optional(),
-  /** In a pod (no kubeconfig): where the ServiceAccount token and CA are mounted. */
-  serviceAccountDir: z.string().default('/var/run/secrets/kubernetes.io/serviceaccount'),
-  server: withDefaults(server),
-  publish: withDefaults(publish),
-  reboot: withDefaults(reboot),
-  probes: withDefaults(
-    z.strictObject({
-      cpu: withDefaults(cpu),
-      memory: withDefaults(memory),
-      pid: withDefaults(pid),
-      diskIO: withDefaults(diskIO),
-      diskSpace: withDefaults(diskSpace),
-      dns: withDefaults(dns),
-      kubelet: withDefaults(kubelet),
-      konnectivity: withDefaults(konnectivity),
-    }),
-  ),
-});
+export const agentConfigSchema = z
+  .strictObject({
+    profile: z.enum(['generic', 'azure']).default('generic'),
+    nodeName: z.string().default(''),
+    procRoot: absolutePath.default('/proc'),
+    sysRoot: absolutePath.default('/sys'),
+    kubeconfig: z.string().min(1).optional(),
+    /** In a pod (no kubeconfig): where the ServiceAccount token and CA are mounted. */
+    serviceAccountDir: absolutePath.default('/var/run/secrets/kubernetes.io/serviceaccount'),
+    server: withDefaults(server),
+    publish: withDefaults(publish),
+    reboot: withDefaults(reboot),
+    probes: withDefaults(
+      z.strictObject({
+        cpu: withDefaults(cpu),
+        memory: withDefaults(memory),
+        pid: withDefaults(pid),
+        diskIO: withDefaults(diskIO),
+        diskSpace: withDefaults(diskSpace),
+        dns: withDefaults(dns),
+        kubelet: withDefaults(kubelet),
+        konnectivity: withDefaults(konnectivity),
+      }),
+    ),
+  })
+  .superRefine((config, ctx) => {
+    timeoutBelowInterval(config, ctx);
+    stallCoversIntervals(config, ctx);
+  });
+
+/** Probes with their own per-check timeout. */
+const timedProbes = ['dns', 'kubelet', 'konnectivity'] as const;
+
+/**
+ * A check's timeout must end before the next sample is due: otherwise a slow target turns
+ * every sample into a cancelled one instead of a `<Check>Timeout` with figures.
+ */
+function timeoutBelowInterval(config: z.output<typeof agentConfigSchema>, ctx: z.RefinementCtx): void {
+  for (const name of timedProbes) {
+    const probe = config.probes[name];
+    if (!probe.enabled || probe.timeoutMs < probe.intervalSeconds * 1000) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['probes', name, 'timeoutMs'],
+      message: `${probe.timeoutMs} ms is not below probes.${name}.intervalSeconds (${probe.intervalSeconds} s); lower the timeout or sample less often`,
+    });
+  }
+}
+
+/**
+ * /healthz fails when no probe has completed for stallSeconds. Samples of one probe can be up
+ * to interval + timeout < 2 intervals apart, so anything under two intervals of the slowest
+ * probe that runs fails a healthy agent's liveness probe (and restarts it, in a pod).
+ */
+function stallCoversIntervals(config: z.output<typeof agentConfigSchema>, ctx: z.RefinementCtx): void {
+  const running = (Object.entries(config.probes) as Array<[ProbeName, { enabled: boolean; intervalSeconds: number }]>).filter(
+    // konnectivity runs only when publishing (standalone skips it).
+    ([name, probe]) => probe.enabled && (name !== 'konnectivity' || config.publish.enabled),
+  );
+  const slowest = running.reduce<[ProbeName, number] | undefined>(
+    (worst, [name, probe]) => (worst && worst[1] >= probe.intervalSeconds ? worst : [name, probe.intervalSeconds]),
+    undefined,
+  );
+  if (!slowest || config.server.stallSeconds >= 2 * slowest[1]) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['server', 'stallSeconds'],
+    message: `${config.server.stallSeconds} s is under two intervals of the slowest probe (probes.${slowest[0]}.intervalSeconds ${slowest[1]} s), so /healthz would fail while the agent works; use at least ${2 * slowest[1]}`,
+  });
+}
 
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type ProbesConfig = AgentConfig['probes'];

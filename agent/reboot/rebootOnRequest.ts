@@ -24,19 +24,22 @@ export const runCommand: CommandRunner = (command) =>
     child.on('close', (code) => resolve({ code, output }));
   });
 
-/** The host's boot time (epoch ms) from /proc/stat's btime. */
-export async function bootTime(procRoot: string): Promise<number> {
-  const text = await readFile(join(procRoot, 'stat'), 'utf8');
-  const match = /^btime\s+(\d+)$/m.exec(text);
-  if (!match) throw new Error(`${join(procRoot, 'stat')} has no btime line`);
-  return Number(match[1]) * 1000;
+/** Where the kernel says which boot this is (a new random UUID at every boot), under procRoot. */
+export const bootIdPath = 'sys/kernel/random/boot_id';
+
+/** The host's current boot ID: /proc/sys/kernel/random/boot_id, the value the kubelet reports as status.nodeInfo.bootID. */
+export async function currentBootId(procRoot: string): Promise<string> {
+  return (await readFile(join(procRoot, bootIdPath), 'utf8')).trim();
 }
+
+const bootIdPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * The node side of the `agent` remediation provider, kured-style: watches its own Node and
- * runs the configured reboot command once for a request (an annotation holding the request
- * time) that is newer than this host's boot. A request the host has already rebooted for is
- * therefore never repeated, even after the agent restarts, and needs no acknowledgement.
+ * runs the configured reboot command when the request annotation holds this host's current
+ * boot ID (the controller writes the status.nodeInfo.bootID it saw). After the reboot the boot
+ * ID is new, so the request is void: it is never served twice, even after an agent restart,
+ * whatever the node's or the controller's clock say, and needs no acknowledgement.
  */
 export class RebootOnRequest {
   private readonly abort = new AbortController();
@@ -51,7 +54,6 @@ export class RebootOnRequest {
     private readonly events: EventRecorder,
     private readonly log: Logger,
     private readonly run: CommandRunner = runCommand,
-    private readonly now: () => number = Date.now,
   ) {}
 
   start(): void {
@@ -99,25 +101,25 @@ export class RebootOnRequest {
     const value = node.metadata?.annotations?.[this.config.annotation];
     if (value === undefined || value === this.handled) return;
     this.handled = value;
-    const requestedAt = Date.parse(value);
-    if (!Number.isFinite(requestedAt)) {
-      this.log.warn({ annotation: this.config.annotation, value }, 'reboot request is not a timestamp; ignored');
-      this.events.record('Warning', 'RebootRequestInvalid', `${this.config.annotation}="${value.slice(0, 100)}" is not an RFC 3339 time; no reboot`);
+    if (!bootIdPattern.test(value)) {
+      this.log.warn({ annotation: this.config.annotation, value }, 'reboot request is not a boot ID; ignored');
+      this.events.record('Warning', 'RebootRequestInvalid', `${this.config.annotation}="${value.slice(0, 100)}" is not a boot ID (status.nodeInfo.bootID); no reboot`);
       return;
     }
-    const booted = await bootTime(this.procRoot);
-    const now = this.now();
-    if (requestedAt <= booted) {
-      this.log.info({ requestedAt: value, bootedAt: new Date(booted).toISOString() }, 'reboot request already served by the last boot');
+    let booted: string;
+    try {
+      booted = await currentBootId(this.procRoot);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot read the boot ID; reboot request ignored');
+      this.events.record('Warning', 'RebootBootIDUnreadable', `cannot read ${join(this.procRoot, bootIdPath)} (${(err as Error).message}); no reboot`);
       return;
     }
-    if (now - requestedAt > this.config.maxRequestAgeSeconds * 1000) {
-      this.log.warn({ requestedAt: value }, 'reboot request is too old; ignored');
-      this.events.record('Warning', 'RebootRequestStale', `reboot requested at ${value} is older than ${this.config.maxRequestAgeSeconds}s; no reboot`);
+    if (value !== booted) {
+      this.log.info({ requestedFor: value, bootID: booted }, 'reboot request is for an earlier boot: already served');
       return;
     }
-    this.log.warn({ requestedAt: value, command: this.config.command }, 'rebooting on request');
-    this.events.record('Warning', 'RebootingOnRequest', `rebooting: requested at ${value}, host booted at ${new Date(booted).toISOString()}`);
+    this.log.warn({ bootID: booted, command: this.config.command }, 'rebooting on request');
+    this.events.record('Warning', 'RebootingOnRequest', `rebooting: requested for boot ${booted}, the current one`);
     // Say it before the host goes down; a failure to say it does not stop the reboot.
     await this.events.drain();
     const result = await this.run(this.config.command);
