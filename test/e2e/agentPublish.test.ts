@@ -12,6 +12,8 @@ import { onlyProbes } from '../support/onlyProbes.js';
 const cluster = testCluster();
 const core = cluster.adminKubeConfig().makeApiClient(CoreV1Api);
 const repo = join(import.meta.dirname, '../..');
+/** The boot ID every test host starts with (/proc/sys/kernel/random/boot_id). */
+const FIRST_BOOT = '3f2a1b0c-9d8e-4f7a-8b6c-5d4e3f2a1b0c';
 const work = mkdtempSync(join(tmpdir(), 'nodepulse-e2e-publish-'));
 
 /** Probe cadence in these tests: 1 s samples, 2 bad to raise, 2 good to clear. */
@@ -61,8 +63,9 @@ function procWithCpuPressure(dir: string, someAvg10: number): string {
 
 async function agentConfig(node: string, overrides: { probes?: Record<string, unknown>; publish?: Record<string, unknown>; reboot?: Record<string, unknown> } = {}) {
   const procRoot = procWithCpuPressure(join(work, `proc-${node}`), 1);
-  // The host "booted" an hour ago, for the reboot-on-request rule.
-  writeFileSync(join(procRoot, 'stat'), `btime ${Math.floor(Date.now() / 1000) - 3600}\n`);
+  // The host's boot ID, for the reboot-on-request rule.
+  mkdirSync(join(procRoot, 'sys/kernel/random'), { recursive: true });
+  writeFileSync(join(procRoot, 'sys/kernel/random/boot_id'), `${FIRST_BOOT}\n`);
   return {
     nodeName: node,
     kubeconfig: agentKubeconfig,
@@ -281,7 +284,7 @@ describe('agent in a cluster, as its ServiceAccount', () => {
     expect(types).toEqual(['CPUPressureProblem', 'DiskPressure', 'FrequentKubeletRestart', 'MemoryPressure', 'PIDPressure', 'Ready']);
   });
 
-  it('reboots the host once per request when the controller asks through the Node annotation (agent provider)', async () => {
+  it('reboots the host once per request for its current boot ID when the controller asks through the Node annotation (agent provider)', async () => {
     const node = 'e2e-publish-reboot';
     await createNode(node);
     const rebootLog = join(work, 'reboots.log');
@@ -292,13 +295,16 @@ describe('agent in a cluster, as its ServiceAccount', () => {
     const request = async (annotations: Record<string, string>) => {
       await core.patchNode({ name: node, body: { metadata: { annotations } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     };
-    await request({ 'nodepulse.io/reboot-request': new Date().toISOString() });
+    await request({ 'nodepulse.io/reboot-request': FIRST_BOOT });
     await eventually('the reboot command to run', async () => (reboots() === 1 ? true : undefined), 15_000, a);
     // Another change to the Node is not a new request.
     await request({ unrelated: 'change' });
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(reboots()).toBe(1);
-    await request({ 'nodepulse.io/reboot-request': new Date(Date.now() + 1).toISOString() });
+    // The host came back with a new boot ID; the controller asks for that boot.
+    const secondBoot = '9d1c2b3a-4e5f-4a6b-8c7d-0e1f2a3b4c5d';
+    writeFileSync(join(work, `proc-${node}`, 'sys/kernel/random/boot_id'), `${secondBoot}\n`);
+    await request({ 'nodepulse.io/reboot-request': secondBoot });
     await eventually('the second request to be served', async () => (reboots() === 2 ? true : undefined), 15_000, a);
     await eventually('the RebootingOnRequest event', async () => {
       const text = await cluster.kubectl(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${node},reason=RebootingOnRequest`, '-o', 'name']);
