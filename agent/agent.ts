@@ -61,7 +61,13 @@ export class Agent {
     };
     this.server = new HealthServer(
       source,
-      { address: config.server.address, port: config.server.port, stallMs: config.server.stallSeconds * 1000, routes: options.routes },
+      {
+        address: config.server.address,
+        port: config.server.port,
+        podAddress: config.server.podAddress,
+        stallMs: config.server.stallSeconds * 1000,
+        routes: options.routes,
+      },
       log,
     );
     this.loop.on('result', (result) => this.metrics.recordResult(result));

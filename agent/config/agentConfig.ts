@@ -8,6 +8,7 @@ const agentEnvAliases: Record<string, string> = {
   KUBECONFIG: 'kubeconfig',
   POD_NAME: 'probes.konnectivity.podName',
   POD_NAMESPACE: 'probes.konnectivity.podNamespace',
+  POD_IP: 'server.podAddress',
 };
 
 export function loadAgentConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {

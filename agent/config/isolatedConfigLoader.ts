@@ -13,7 +13,7 @@ export const checkConfigFlag = '--check-config-json';
  */
 export function loadAgentConfigIsolated(file: string | undefined, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const entry = process.argv[1] as string;
-  const args = [entry, checkConfigFlag, ...(file ? ['--config', file] : [])];
+  const args = [entry, checkConfigFlag, ...(file !== undefined ? ['--config', file] : [])];
   const child = spawnSync(process.execPath, args, { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024, timeout: 30_000 });
   let result: CheckResult;
   try {

@@ -10,7 +10,8 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 
-  static fromZod(error: z.ZodError, source: string): ConfigError {
+  /** `originOf` names where a field's value came from (an environment variable), when known. */
+  static fromZod(error: z.ZodError, source: string, originOf: (path: PropertyKey[]) => string | undefined = () => undefined): ConfigError {
     return new ConfigError(
       error.issues.map((issue) => {
         const field = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
@@ -18,7 +19,10 @@ export class ConfigError extends Error {
           issue.code === 'unrecognized_keys'
             ? `; remove it or check its spelling (keys: ${issue.keys.join(', ')})`
             : '';
-        return `${field}: ${issue.message}${fix}`;
+        const origins =
+          issue.code === 'unrecognized_keys' ? issue.keys.map((key) => originOf([...issue.path, key])) : [originOf(issue.path)];
+        const from = [...new Set(origins.filter((o) => o !== undefined))];
+        return `${field}: ${issue.message}${fix}${from.length > 0 ? ` (set by ${from.join(', ')})` : ''}`;
       }),
       source,
     );

@@ -17,7 +17,8 @@ export function loadConfig<S extends z.ZodType>(
   const prefix = options.prefix ?? 'NODEPULSE__';
   let raw: unknown = {};
   const source = options.file ?? 'built-in defaults';
-  if (options.file) {
+  if (options.file === '') throw new ConfigError(['--config: the path is empty; give a file, or leave the flag out to run on the defaults'], '--config');
+  if (options.file !== undefined) {
     let text: string;
     try {
       text = readFileSync(options.file, 'utf8');
@@ -34,17 +35,33 @@ export function loadConfig<S extends z.ZodType>(
     }
   }
   // Aliases name string fields (NODE_NAME=1234 stays a string); path overrides are YAML scalars.
-  const overrides: Array<[string[], unknown]> = [];
+  const overrides: Override[] = [];
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) continue;
-    if (name.startsWith(prefix)) overrides.push([name.slice(prefix.length).split('__'), parseScalar(value)]);
+    if (name.startsWith(prefix)) overrides.push({ variable: name, path: name.slice(prefix.length).split('__'), value: parseScalar(value) });
     const alias = options.aliases?.[name];
-    if (alias && value !== '') overrides.push([alias.split('.'), value]);
+    if (alias && value !== '') overrides.push({ variable: name, path: alias.split('.'), value });
   }
-  for (const [path, value] of overrides) setPath(raw as Record<string, unknown>, path, value);
+  const issues = overrides.flatMap((override) => setPath(raw as Record<string, unknown>, override));
+  const withEnvironment = overrides.length ? `${source} + environment` : source;
+  if (issues.length > 0) throw new ConfigError(issues, withEnvironment);
   const parsed = schema.safeParse(raw);
-  if (!parsed.success) throw ConfigError.fromZod(parsed.error, overrides.length ? `${source} + environment` : source);
+  if (!parsed.success) throw ConfigError.fromZod(parsed.error, withEnvironment, (path) => originOf(overrides, path));
   return parsed.data;
+}
+
+interface Override {
+  variable: string;
+  path: string[];
+  value: unknown;
+}
+
+/** The variable that set `path` or a key inside it, for messages: a mistake in the pod spec is found by its name. */
+function originOf(overrides: readonly Override[], path: readonly PropertyKey[]): string | undefined {
+  if (path.length === 0) return undefined;
+  const text = path.map(String);
+  const within = (outer: readonly string[], inner: readonly string[]) => outer.length <= inner.length && outer.every((key, i) => inner[i] === key);
+  return overrides.find((o) => within(text, o.path) || within(o.path, text))?.variable;
 }
 
 function parseScalar(value: string): unknown {
@@ -55,12 +72,19 @@ function parseScalar(value: string): unknown {
   }
 }
 
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+/** Sets one override; refuses (with a message) to replace a value the file gave that is not a mapping. */
+function setPath(target: Record<string, unknown>, override: Override): string[] {
+  const { path, variable } = override;
   let node = target;
-  for (const key of path.slice(0, -1)) {
+  for (const [depth, key] of path.slice(0, -1).entries()) {
     const next = node[key];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    if (next === undefined || next === null) node[key] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) {
+      const field = path.slice(0, depth + 1).join('.');
+      return [`${field}: is ${JSON.stringify(next)}, not a mapping, so ${variable} cannot set ${path.join('.')} inside it; fix ${field} in the file`];
+    }
     node = node[key] as Record<string, unknown>;
   }
-  node[path[path.length - 1] as string] = value;
+  node[path[path.length - 1] as string] = override.value;
+  return [];
 }

@@ -65,7 +65,7 @@ beforeAll(async () => {
     server: { address: network.hostAddress, port },
     publish: { enabled: true, backoffMaxSeconds: 2 },
     probes: onlyProbes({
-      konnectivity: { intervalSeconds: 1, failureThreshold: 2, recoveryThreshold: 2, timeoutMs: 8000, deploymentCacheSeconds: 1, podName: pod, podNamespace: 'nodepulse' },
+      konnectivity: { intervalSeconds: 1, failureThreshold: 2, recoveryThreshold: 2, timeoutMs: 900, deploymentCacheSeconds: 1, podName: pod, podNamespace: 'nodepulse' },
     }),
   });
 });

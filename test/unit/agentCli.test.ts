@@ -79,6 +79,47 @@ describe('nodepulse-agent --once', () => {
     expect(res.stderr).not.toMatch(/\n\s+at /);
   });
 
+  // Settings that broke the agent (issue 15): each must stop it at start with exit 2 and the field named.
+  const yaml = (text: string) => {
+    const path = join(dir, `bad-${Math.random()}.yaml`);
+    writeFileSync(path, text);
+    return ['--config', path];
+  };
+  it.each([
+    ['an interval that would spin a core', yaml('probes:\n  cpu: { intervalSeconds: 0.0001 }\n'), {}, 'probes.cpu.intervalSeconds: must be at least 1 (second)'],
+    [
+      'a stall period shorter than two probe intervals',
+      yaml('server: { stallSeconds: 5 }\nprobes:\n  dns: { intervalSeconds: 30 }\n'),
+      {},
+      'server.stallSeconds: 5 s is under two intervals of the slowest probe (probes.dns.intervalSeconds 30 s)',
+    ],
+    ['a probes section that is not a mapping', yaml('probes: 5\n'), {}, 'probes: Invalid input: expected object, received number'],
+    ['a probes section that is not a mapping, with the downward API set', yaml('probes: 5\n'), { POD_NAME: 'agent-x' }, 'probes: is 5, not a mapping, so POD_NAME cannot set'],
+    ['a kubelet URL that is not http(s)', yaml('probes:\n  kubelet: { url: "file:///etc/passwd" }\n'), {}, 'probes.kubelet.url: must be an http:// or https:// URL'],
+    [
+      'a DNS timeout not below its interval',
+      yaml('probes:\n  dns: { intervalSeconds: 1, timeoutMs: 2000 }\n'),
+      {},
+      'probes.dns.timeoutMs: 2000 ms is not below probes.dns.intervalSeconds (1 s)',
+    ],
+    ['a kubelet timeout not below its interval', yaml('probes:\n  kubelet: { intervalSeconds: 2, timeoutMs: 2000 }\n'), {}, 'probes.kubelet.timeoutMs: 2000 ms is not below'],
+    ['a memory floor no node has', yaml('probes:\n  memory: { availableMiB: 1e308 }\n'), {}, 'probes.memory.availableMiB: must be at most 65536'],
+    ['a log level that does not exist', [], { LOG_LEVEL: 'loud' }, 'LOG_LEVEL: "loud" is not a level; use one of fatal, error'],
+    ['a bind address that is not an IP', yaml('server: { address: 999.1.1.1 }\n'), {}, 'server.address: must be an IP address'],
+    ['a pod address that is every address', yaml('server: { podAddress: 0.0.0.0 }\n'), {}, "server.podAddress: 0.0.0.0 is every address; give the pod's own IP"],
+    ['a pod address beside a bind-all address', [], { NODEPULSE__server__address: '0.0.0.0', POD_IP: '10.1.2.3' }, 'server.podAddress: not needed: server.address 0.0.0.0 already serves every address'],
+    ['an empty --config', ['--config', ''], {}, '--config: the path is empty'],
+    ['a relative procRoot', yaml('procRoot: host/proc\n'), {}, 'procRoot: must be an absolute path'],
+    ['a mistyped environment value', [], { NODEPULSE__server__port: 'eighty' }, 'server.port: Invalid input: expected number, received string (set by NODEPULSE__server__port)'],
+    ['a misspelt environment key', [], { NODEPULSE__probes__dns__enabeld: 'false' }, 'probes.dns: Unrecognized key: "enabeld"; remove it or check its spelling (keys: enabeld) (set by NODEPULSE__probes__dns__enabeld)'],
+  ] as Array<[string, string[], Record<string, string>, string]>)('refuses %s: exit 2, the field named, no stack trace', async (_what, args, env, message) => {
+    const res = await agent(['--once', ...args], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(message);
+    expect(res.stderr).not.toMatch(/\n\s+at /);
+    expect(res.stdout).toBe('');
+  });
+
   it('refuses to publish without a node name, saying how to set it', async () => {
     const res = await agent(['--once'], { NODEPULSE__publish__enabled: 'true', NODE_NAME: '' });
     expect(res.code).toBe(2);
