@@ -70,7 +70,20 @@ async function main(): Promise<number> {
   };
   // Unique per process, so a restarted pod never mistakes its predecessor's lease for its own.
   const identity = `${process.env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`;
-  const elector = new LeaderElector(
+  const provider = createProvider(config, kubeConfig.makeApiClient(CoreV1Api));
+  const loop: ControllerLoop = new ControllerLoop(kubeConfig, {
+    config,
+    provider,
+    metrics,
+    log,
+    isLeader: () => elector.isLeader(),
+    leaseAnnotations: () => elector.annotations,
+    remember: (key, value) => {
+      elector.remember(key, value);
+    },
+    instance: identity,
+  });
+  const elector: LeaderElector = new LeaderElector(
     kubeLeaseStore(kubeConfig.makeApiClient(CoordinationV1Api), election.namespace, election.leaseName),
     identity,
     timing,
@@ -78,20 +91,16 @@ async function main(): Promise<number> {
     {
       onError: (err) => log.warn({ err: describeApiError(err) }, 'leader lease read or renew failed'),
       onNewLeader: (leader) => log.info({ leader, self: leader === identity }, 'leader observed'),
+      // A replica whose caches stopped moving hands the Lease to one whose caches did not.
+      canLead: (): boolean => loop.isCurrent(),
     },
   );
-  const provider = createProvider(config, kubeConfig.makeApiClient(CoreV1Api));
-  const loop = new ControllerLoop(kubeConfig, {
-    config,
-    provider,
-    metrics,
-    log,
-    isLeader: () => elector.isLeader(),
-    leaseAnnotations: () => elector.annotations,
-    instance: identity,
+  let started = false;
+  const endpoint = await startMetricsServer(metrics, {
+    address: config.metrics.address,
+    port: config.metrics.port,
+    notReady: () => (started ? loop.whyNotCurrent() : 'node cache not synced yet'),
   });
-  let synced = false;
-  const endpoint = await startMetricsServer(metrics, { address: config.metrics.address, port: config.metrics.port, ready: () => synced });
   log.info({ identity, provider: provider.name, metricsPort: endpoint.port, paused: config.paused }, 'nodepulse controller starting');
 
   const stop = new AbortController();
@@ -99,7 +108,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', () => stop.abort('SIGINT'));
   try {
     await loop.start();
-    synced = true;
+    started = true;
     await runLeaderElection(elector, timing, stop.signal, (leadership) => {
       metrics.setLeader(true);
       leadership.addEventListener('abort', () => metrics.setLeader(false), { once: true });

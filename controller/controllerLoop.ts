@@ -1,21 +1,18 @@
 import { hostname } from 'node:os';
-import {
-  CoreV1Api,
-  ListWatch,
-  Watch,
-  type CoreV1Event,
-  type KubeConfig,
-  type V1Node,
-  type V1Taint,
-} from '@kubernetes/client-node';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CoreV1Api, Watch, type CoreV1Event, type KubeConfig, type V1Node, type V1Taint } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { keys } from '../common/contract.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
 import { decide, type RemediationDecision, type SkipRule } from './decide.js';
 import { summariseFleet, type FleetEntry, type FleetSummary } from './fleet.js';
+import { parseFleetMemory, serializeFleetMemory } from './fleetMemory.js';
+import { Informer } from './informer.js';
+import { PlatformEventTrust, platformEventWatches } from './platformEvents.js';
 import type { ControllerMetrics } from './metrics.js';
 import { readNode, type NodeFacts, type NodeMemory } from './nodeHealth.js';
 import { NodeWriter, describeApiError, type WriteResult } from './nodeWrites.js';
-import { runStep, type ProviderResult, type RemediationProvider } from './providers/provider.js';
+import type { RemediationProvider } from './providers/provider.js';
 import type { QuarantineDecision } from './quarantine.js';
 import {
   heldBackEvent,
@@ -27,9 +24,11 @@ import {
   stepStartEvent,
   type EventContext,
 } from './remediationEvents.js';
+import { runStepToOutcome, type StepOutcome } from './stepRunner.js';
 import {
   endStep,
   failStep,
+  inconclusiveStep,
   parseRemediationState,
   serializeRemediationState,
   type RemediationState,
@@ -41,7 +40,13 @@ import {
  * warm on every replica, and, on the leader only, a pass over all Nodes every few seconds or
  * soon after a Node changes. A pass writes the decided state to the Node *before* acting,
  * with the resourceVersion it decided on, then runs the provider in the background and
- * records the outcome. Everything it knows survives in the Nodes, so a new leader resumes.
+ * records the outcome. Everything it knows survives in the Nodes (and the storm memory in
+ * the Lease), so a new leader resumes; a step its predecessor left without an outcome is
+ * inspected, never sent again blindly.
+ *
+ * Nothing is decided on a cache that stopped moving: while any informer's watch has been
+ * down for longer than cache.maxStaleSeconds, passes decide nothing, /readyz fails and
+ * `isCurrent()` is false (the election gives the Lease up on it).
  */
 export interface LoopDeps {
   config: ControllerConfig;
@@ -50,8 +55,10 @@ export interface LoopDeps {
   log: Logger;
   /** Whether this replica may act right now (the leader election's clock check). */
   isLeader: () => boolean;
-  /** Annotations of the leader Lease, where the run-time pause switch lives. */
+  /** Annotations of the leader Lease, where the run-time pause switch and the fleet memory live. */
   leaseAnnotations: () => Record<string, string>;
+  /** Persists a Lease annotation with the leader's next renewal (the fleet memory). */
+  remember?: (key: string, value: string) => void;
   /** reportingInstance of our events. */
   instance?: string;
   now?: () => number;
@@ -65,9 +72,10 @@ const quietRules: ReadonlySet<SkipRule> = new Set(['min-spacing']);
 export class ControllerLoop {
   private readonly core: CoreV1Api;
   private readonly writer: NodeWriter;
-  private readonly nodes: ListWatch<V1Node>;
-  private readonly platformWatches: Array<ListWatch<CoreV1Event>>;
+  private readonly nodes: Informer<V1Node, V1Node>;
+  private readonly platformWatches: Array<Informer<CoreV1Event, CoreV1Event>>;
   private readonly platformEvents = new Map<string, number>();
+  private readonly platformTrust: PlatformEventTrust;
   private readonly memory = new Map<string, NodeMemory>();
   private readonly overlay = new Map<string, { node: V1Node; at: number }>();
   /** The last few resourceVersions the informer delivered per Node, to tell whether it already has our write. */
@@ -78,6 +86,11 @@ export class ControllerLoop {
   private fleet: FleetSummary | undefined;
   private passing = false;
   private wake: (() => void) | undefined;
+  private freshness: NodeJS.Timeout | undefined;
+  /** Whether the caches were too stale to act on at the last look. */
+  private blind = false;
+  /** When the caches last became current again after being too stale: nodes could not report before it either. */
+  private blindUntil: number | undefined;
   private readonly now: () => number;
   private readonly instance: string;
 
@@ -90,25 +103,47 @@ export class ControllerLoop {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.writer = new NodeWriter(this.core);
     const watch = new Watch(kubeConfig);
+    // Watch aborts a watch that has been silent this long (its private default is 30 s, see
+    // dist/watch.js); the server's bookmarks come about once a minute, so allow for a gap.
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 90_000;
     const labelSelector = deps.config.nodeSelector || undefined;
-    this.nodes = new ListWatch<V1Node>('/api/v1/nodes', watch, () => this.core.listNode({ labelSelector }), false, labelSelector);
-    this.nodes.on('update', (node) => this.onNodeChange(node));
-    this.nodes.on('add', (node) => this.onNodeChange(node));
-    this.nodes.on('delete', (node) => this.forget(node));
-    this.nodes.on('error', (err) => deps.log.warn({ err: describeApiError(err) }, 'node watch failed; the informer reconnects'));
-    this.platformWatches = deps.config.platform.remediatorSources.map((source) => {
-      const fieldSelector = `involvedObject.kind=Node,source=${source}`;
-      const informer = new ListWatch<CoreV1Event>(
-        '/api/v1/events',
+    const onError = (name: string) => (err: unknown, during: 'list' | 'watch') => {
+      deps.metrics.informerFailed(name, during);
+      deps.log.warn({ err: describeApiError(err), informer: name, during }, 'informer list or watch failed; retrying with backoff');
+    };
+    this.nodes = new Informer<V1Node, V1Node>({
+      name: 'nodes',
+      path: '/api/v1/nodes',
+      watch,
+      list: (page) => this.core.listNode({ labelSelector, limit: page.limit, _continue: page.continue }),
+      ...(labelSelector ? { watchParams: { labelSelector } } : {}),
+      key: (node) => node.metadata?.name,
+      transform: (node) => node,
+      resourceVersion: (node) => node.metadata?.resourceVersion,
+      onError: onError('nodes'),
+      now: this.now,
+    });
+    this.nodes.on({
+      add: (node) => this.onNodeChange(node),
+      update: (node) => this.onNodeChange(node),
+      delete: (node) => this.forget(node),
+    });
+    this.platformTrust = new PlatformEventTrust(deps.config.platform, deps.log, this.now);
+    this.platformWatches = platformEventWatches(deps.config.platform).map(({ namespace, source, path, fieldSelector }) => {
+      const name = `events ${namespace} source=${source}`;
+      const informer = new Informer<CoreV1Event, CoreV1Event>({
+        name,
+        path,
         watch,
-        () => this.core.listEventForAllNamespaces({ fieldSelector }),
-        false,
-        undefined,
-        fieldSelector,
-      );
-      informer.on('add', (e) => this.onPlatformEvent(e));
-      informer.on('update', (e) => this.onPlatformEvent(e));
-      informer.on('error', (err) => deps.log.warn({ err: describeApiError(err), source }, 'event watch failed; the informer reconnects'));
+        list: (page) => this.core.listNamespacedEvent({ namespace, fieldSelector, limit: page.limit, _continue: page.continue }),
+        watchParams: { fieldSelector },
+        key: (e) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
+        transform: (e) => e,
+        resourceVersion: (e) => e.metadata?.resourceVersion,
+        onError: onError(name),
+        now: this.now,
+      });
+      informer.on({ add: (e) => this.onPlatformEvent(e), update: (e) => this.onPlatformEvent(e) });
       return informer;
     });
   }
@@ -116,17 +151,52 @@ export class ControllerLoop {
   /** Starts the informers; every replica runs them so a new leader starts with a warm cache. */
   async start(): Promise<void> {
     await Promise.all([this.nodes.start(), ...this.platformWatches.map((w) => w.start())]);
+    this.freshness = setInterval(() => this.whyNotCurrent(), 1000);
+    this.freshness.unref();
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.freshness);
     await Promise.all([this.nodes.stop(), ...this.platformWatches.map((w) => w.stop())]);
     await Promise.allSettled(this.running.values());
+  }
+
+  /** Whether the caches are current enough to act on. */
+  isCurrent(): boolean {
+    return this.whyNotCurrent() === undefined;
+  }
+
+  /**
+   * Why this replica must not act now (undefined: it may): an informer not synced yet, or a
+   * watch down for longer than cache.maxStaleSeconds. Also tracks the blind spans.
+   */
+  whyNotCurrent(): string | undefined {
+    const bound = this.deps.config.cache.maxStaleSeconds * 1000;
+    let why: string | undefined;
+    for (const informer of [this.nodes, ...this.platformWatches]) {
+      const stale = informer.staleForMs();
+      this.deps.metrics.observeCacheStaleness(informer.name, stale);
+      if (why !== undefined) continue;
+      if (!informer.hasSynced()) why = `${informer.name} cache not synced yet`;
+      else if (!Number.isFinite(stale)) why = `${informer.name} watch not open yet`;
+      else if (stale > bound) why = `${informer.name} watch down for ${Math.round(stale / 1000)}s (more than cache.maxStaleSeconds=${bound / 1000})`;
+    }
+    if (why !== undefined && !this.blind) {
+      this.blind = true;
+      this.deps.log.warn({ why }, 'cache is not current: nothing is decided until it is');
+    } else if (why === undefined && this.blind) {
+      this.blind = false;
+      this.blindUntil = this.now();
+      this.deps.log.info('cache is current again; node heartbeats are timed from now');
+    }
+    return why;
   }
 
   /** Runs passes until `leadership` aborts. Provider calls under way are aborted with it. */
   async lead(leadership: AbortSignal): Promise<void> {
     const { log, config } = this.deps;
     log.info({ provider: this.deps.provider.name }, 'leading: remediation passes start');
+    this.fleet = undefined;
     while (!leadership.aborted) {
       try {
         await this.pass(leadership);
@@ -161,6 +231,7 @@ export class ControllerLoop {
 
   private async passOnce(leadership: AbortSignal): Promise<void> {
     const { config, metrics, log } = this.deps;
+    if (this.whyNotCurrent() !== undefined) return;
     const now = this.now();
     const observed: Array<FleetEntry & { node: V1Node }> = [];
     for (const node of this.currentNodes(now)) {
@@ -168,8 +239,10 @@ export class ControllerLoop {
       const reading = readNode(node, {
         now,
         memory: this.memory.get(node.metadata?.uid ?? name),
-        registrationGraceMs: config.detection.registrationGraceSeconds * 1000,
         platformRemediationAt: this.platformEvents.get(name),
+        readySeenAnnotation: keys.readySeen,
+        conditionHeartbeatMs: config.detection.agentHeartbeatSeconds * 1000,
+        blindUntil: this.blindUntil,
       });
       if (!reading.ok) {
         log.warn({ node: name, error: reading.error }, 'ignoring a Node object that cannot be read');
@@ -180,9 +253,14 @@ export class ControllerLoop {
       observed.push({ node, facts: reading.facts, state: parseRemediationState(annotation) });
     }
     const paused = this.deps.leaseAnnotations()[config.pauseAnnotation] === 'true';
-    const fleet = summariseFleet(observed, now, config, this.fleet, paused);
-    if (fleet.breakerOpen !== this.fleet?.breakerOpen) {
+    // A new leader starts from the storm memory its predecessor left on the Lease.
+    const previous = this.fleet ?? { ...parseFleetMemory(this.deps.leaseAnnotations()[keys.fleetMemory], now), breakerOpen: false };
+    const fleet = summariseFleet(observed, now, config, previous, paused);
+    if (fleet.breakerOpen !== (this.fleet?.breakerOpen ?? false)) {
       log.warn({ unhealthy: fleet.unhealthy, nodes: fleet.nodes, open: fleet.breakerOpen }, fleet.breakerOpen ? 'circuit breaker open' : 'circuit breaker closed');
+    }
+    if (fleet.stormEndedAt !== previous.stormEndedAt) {
+      this.deps.remember?.(keys.fleetMemory, serializeFleetMemory({ stormEndedAt: fleet.stormEndedAt }));
     }
     this.fleet = fleet;
     metrics.observeFleet(fleet);
@@ -190,16 +268,31 @@ export class ControllerLoop {
     const live = { ...fleet };
     const blocked = new Map<SkipRule, number>();
     for (const entry of observed) {
-      if (leadership.aborted || !this.deps.isLeader()) return;
-      const { remediation, quarantine } = decide(entry.facts, entry.state, live, now, config);
-      if (remediation.kind === 'skip') blocked.set(remediation.rule, (blocked.get(remediation.rule) ?? 0) + 1);
+      if (leadership.aborted || !this.deps.isLeader() || !this.isCurrent()) return;
+      const { facts, state } = entry;
       let node = entry.node;
-      if (!this.running.has(entry.facts.name)) {
-        node = (await this.applyRemediation(node, entry.facts, entry.state, remediation, live, leadership)) ?? node;
+      if (facts.everReady && facts.ready !== 'True' && facts.annotations[keys.readySeen] === undefined) {
+        node = (await this.markReadySeen(node)) ?? node;
       }
-      await this.applyQuarantine(node, entry.facts, quarantine);
+      const { remediation, quarantine } = decide(facts, state, live, now, config);
+      if (!this.running.has(facts.name)) {
+        if (state?.phase === 'started') {
+          // A step with no recorded outcome that nobody here is running: its leader died mid-call.
+          this.resume(facts, state, leadership);
+        } else {
+          if (remediation.kind === 'skip') blocked.set(remediation.rule, (blocked.get(remediation.rule) ?? 0) + 1);
+          node = (await this.applyRemediation(node, facts, state, remediation, live, leadership)) ?? node;
+        }
+      }
+      await this.applyQuarantine(node, facts, quarantine);
     }
     metrics.observeBlocked(blocked);
+  }
+
+  /** Notes on the Node that it was Ready once, so no later replica takes it for a never-ready node. */
+  private async markReadySeen(node: V1Node): Promise<V1Node | undefined> {
+    const result = await this.writer.patchMetadata(node, { annotations: { [keys.readySeen]: new Date(this.now()).toISOString() } });
+    return this.remember(result, node.metadata?.name ?? '') ? (result as { node: V1Node }).node : undefined;
   }
 
   private async applyRemediation(
@@ -265,47 +358,78 @@ export class ControllerLoop {
         const dryRun = this.deps.provider.name === 'dry-run';
         log.info({ node: name, step: decision.step, attempt: decision.attempt, why: decision.why, dryRun }, 'remediation step started');
         await this.emit(stepStartEvent(ctx, decision, dryRun));
-        const run = this.runProvider(facts, decision.step, decision.state, leadership).finally(() => this.running.delete(name));
-        this.running.set(name, run);
+        this.track(name, this.runProvider(facts, decision.step, decision.state, leadership, decision.again === true));
         return written;
       }
     }
   }
 
-  private async runProvider(facts: NodeFacts, step: RemediationState['step'], started: RemediationState, leadership: AbortSignal): Promise<void> {
+  /** Establishes the outcome of a step a previous leader started and never recorded: inspect first, never re-send blindly. */
+  private resume(facts: NodeFacts, started: RemediationState, leadership: AbortSignal): void {
+    this.deps.log.info({ node: facts.name, step: started.step, startedAt: new Date(started.stepStartedAt).toISOString() }, 'resuming a step whose outcome was never recorded');
+    this.track(facts.name, this.runProvider(facts, started.step, started, leadership, true));
+  }
+
+  private track(name: string, run: Promise<void>): void {
+    this.running.set(name, run.finally(() => this.running.delete(name)));
+  }
+
+  /**
+   * Runs one step to its outcome within the step timeout (retrying what is transient,
+   * inspecting what is unknown), records it on the Node, and says so in an End or Error event.
+   * `inspectFirst`: the step may already have been sent (a predecessor's, or an inconclusive try).
+   */
+  private async runProvider(facts: NodeFacts, step: RemediationState['step'], started: RemediationState, leadership: AbortSignal, inspectFirst: boolean): Promise<void> {
     const { config, metrics, log } = this.deps;
-    const signal = AbortSignal.any([leadership, AbortSignal.timeout(config.ladder.stepTimeoutSeconds * 1000)]);
-    const target = { name: facts.name, uid: facts.uid, ...(facts.providerID ? { providerID: facts.providerID } : {}) };
-    let result: ProviderResult;
+    const target = {
+      name: facts.name,
+      uid: facts.uid,
+      ...(facts.providerID ? { providerID: facts.providerID } : {}),
+      ...(facts.bootID ? { bootID: facts.bootID } : {}),
+    };
+    let outcome: StepOutcome;
     try {
-      result = await runStep(this.deps.provider, step, target, signal);
+      outcome = await runStepToOutcome(this.deps.provider, step, target, {
+        signal: leadership,
+        budgetMs: config.ladder.stepTimeoutSeconds * 1000,
+        requestedAt: started.stepStartedAt,
+        inspectFirst,
+      });
     } catch (err) {
-      result = { ok: false, code: 'ProviderCrashed', message: (err as Error).message };
+      outcome = { kind: 'inconclusive', failure: { ok: false, code: 'ProviderCrashed', message: (err as Error).message, class: 'unknown' } };
     }
-    // A replica that lost the lease writes nothing: its successor treats the step as started.
-    if (leadership.aborted || !this.deps.isLeader()) {
+    // A replica that lost the lease writes nothing: its successor inspects the step.
+    if (outcome.kind === 'aborted' || leadership.aborted || !this.deps.isLeader()) {
       log.warn({ node: facts.name, step }, 'leadership lost during the step; its outcome is left to the next leader');
       return;
     }
-    const outcome = result.ok ? endStep(started, this.now()) : failStep(started, this.now(), result.code);
-    if (!(await this.recordOutcome(facts.name, started, outcome))) return;
+    const now = this.now();
+    const recorded =
+      outcome.kind === 'ended'
+        ? endStep(started, now)
+        : outcome.kind === 'inconclusive'
+          ? inconclusiveStep(started, now, outcome.failure.code)
+          : failStep(started, now, outcome.failure.code, outcome.kind === 'permanent');
+    if (!(await this.recordOutcome(facts.name, started, recorded, leadership))) return;
     const ctx = this.eventContext(facts);
-    if (result.ok) {
-      log.info({ node: facts.name, step, detail: result.detail }, 'remediation step finished');
-      await this.emit(stepEndEvent(ctx, step, result));
-    } else {
-      metrics.stepFailed(step, 'provider_error');
-      log.warn({ node: facts.name, step, code: result.code, message: result.message }, 'remediation step failed');
-      await this.emit(stepErrorEvent(ctx, step, result));
+    if (outcome.kind === 'ended') {
+      log.info({ node: facts.name, step, detail: outcome.detail }, 'remediation step finished');
+      await this.emit(stepEndEvent(ctx, step, { ok: true, detail: outcome.detail }));
+      return;
     }
+    const { failure } = outcome;
+    metrics.stepFailed(step, outcome.kind === 'inconclusive' ? 'inconclusive' : 'provider_error');
+    log.warn({ node: facts.name, step, code: failure.code, message: failure.message, outcome: outcome.kind }, 'remediation step did not succeed');
+    await this.emit(stepErrorEvent(ctx, step, failure, outcome.kind));
   }
 
   /** Writes a step's outcome onto the state it started from, re-reading the Node on conflict. */
-  private async recordOutcome(name: string, started: RemediationState, outcome: RemediationState): Promise<boolean> {
+  private async recordOutcome(name: string, started: RemediationState, outcome: RemediationState, leadership: AbortSignal): Promise<boolean> {
     const { config, log } = this.deps;
-    for (let attempt = 0; attempt < 5; attempt += 1) {
+    for (let attempt = 0; attempt < 5 && !leadership.aborted; attempt += 1) {
+      if (attempt > 0) await delay(500 * 2 ** attempt, undefined, { signal: leadership }).catch(() => undefined);
       const node = await this.writer.read(name).catch(() => undefined);
-      if (!node) break;
+      if (!node) continue;
       const current = parseRemediationState(node.metadata?.annotations?.[config.stateAnnotation]);
       if (current?.phase !== 'started' || current.stepStartedAt !== started.stepStartedAt || current.step !== started.step) {
         log.warn({ node: name }, 'the stored state moved on while the step ran; its outcome is not recorded');
@@ -313,7 +437,7 @@ export class ControllerLoop {
       }
       if (await this.writeState(node, outcome)) return true;
     }
-    log.error({ node: name, step: started.step }, 'could not record the outcome of a step; it counts as ended at the step timeout');
+    log.error({ node: name, step: started.step }, 'could not record the outcome of a step; the next pass asks the provider what became of it');
     return false;
   }
 
@@ -387,14 +511,8 @@ export class ControllerLoop {
   }
 
   private onPlatformEvent(event: CoreV1Event): void {
-    const name = event.involvedObject?.name;
-    if (!name) return;
-    const times = [event.lastTimestamp, event.eventTime, event.firstTimestamp, event.metadata?.creationTimestamp]
-      .map((t) => (t ? new Date(t).getTime() : Number.NaN))
-      .filter(Number.isFinite);
-    if (times.length === 0) return;
-    const at = Math.min(Math.max(...times), this.now());
-    if (at > (this.platformEvents.get(name) ?? 0)) this.platformEvents.set(name, at);
+    const seen = this.platformTrust.remediation(event);
+    if (seen && seen.at > (this.platformEvents.get(seen.node) ?? 0)) this.platformEvents.set(seen.node, seen.at);
   }
 
   private eventContext(facts: NodeFacts): EventContext {

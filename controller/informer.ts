@@ -20,7 +20,7 @@ import type { Watch } from '@kubernetes/client-node';
  *
  * It also tells how current it is: `staleForMs()` is 0 while a watch is open and counts up
  * from the moment the last one broke, so readiness and leadership can refuse to act on a
- * cache that stopped moving.
+ * cache that stopped moving (a list alone does not make it current: it is a snapshot).
  */
 export interface ListPage<T> {
   items: T[];

@@ -36,13 +36,13 @@ const detection = z.strictObject({
   noStatusSeconds: seconds.default(600),
   /** Remediation starts once a node has been unhealthy this long. */
   remediateAfterSeconds: secondsOrZero.default(300),
-  /**
-   * A node whose Ready condition has not been True since within this long of its registration
-   * never became Ready, and is never remediated (AKS does not repair those either).
-   */
-  registrationGraceSeconds: seconds.default(60),
   /** Agent conditions that also make a node unhealthy when True for their duration. */
   agentConditions: z.array(agentCondition).default([]),
+  /**
+   * The agents' heartbeat period (their publish.heartbeatSeconds). An agent condition not
+   * re-stated for two of these reads as Unknown: a dead agent's last word drives nothing.
+   */
+  agentHeartbeatSeconds: seconds.default(300),
 });
 
 const recoveryWait = z.strictObject({
@@ -71,11 +71,17 @@ const ladder = z.strictObject({
    * overall bound) instead of starting over at reboot; after it, the stored state is cleared.
    */
   flapWindowSeconds: seconds.default(1800),
+  /**
+   * After a step whose outcome could not be established within its timeout (throttled,
+   * another operation in progress, no answer), the same step is tried again after this long;
+   * it never counts as run, so the ladder never escalates on it.
+   */
+  retryDelaySeconds: seconds.default(60),
 });
 
 const circuitBreaker = z.strictObject({
   /** Start nothing while more than this share of the counted nodes is unhealthy. */
-  maxUnhealthyPercent: z.number().min(0).max(100).default(20),
+  maxUnhealthyPercent: z.number().int().min(0).max(100).default(20),
   /** ... or more than this many, whatever the cluster size (unset: no absolute cap). */
   maxUnhealthyCount: count.optional(),
   /**
@@ -83,6 +89,12 @@ const circuitBreaker = z.strictObject({
    * (3 nodes: 20% is 0.6) can still repair one node. Never overrides maxUnhealthyCount.
    */
   minUnhealthyAllowed: count.default(1),
+  /**
+   * A pool of one node: repair it when it is unhealthy (AKS's rules make no exception for
+   * single-node pools). Off: a lone unhealthy node is held like a fleet where every node is
+   * unhealthy.
+   */
+  repairSingleNode: z.boolean().default(true),
 });
 
 const safety = z.strictObject({
@@ -204,6 +216,15 @@ const leaderElection = z.strictObject({
   retryPeriodSeconds: seconds.default(2),
 });
 
+const cache = z.strictObject({
+  /**
+   * The leader decides only while its Node cache is this current: a watch that broke longer
+   * ago than this (an API server restart or outage) makes /readyz fail, stops all decisions,
+   * and hands the lease back until the cache is current again.
+   */
+  maxStaleSeconds: seconds.default(30),
+});
+
 const metrics = z.strictObject({
   address: z.string().default('0.0.0.0'),
   port: z.number().int().min(0).max(65_535).default(20259),
@@ -239,6 +260,7 @@ export const controllerConfigSchema = z
     quarantine: withDefaults(quarantine),
     events: withDefaults(events),
     leaderElection: withDefaults(leaderElection),
+    cache: withDefaults(cache),
     metrics: withDefaults(metrics),
   })
   .superRefine((config, ctx) => {
