@@ -53,8 +53,9 @@ export async function runStepToOutcome(provider: RemediationProvider, step: Step
   const random = options.random ?? Math.random;
   const { initialMs, maxMs } = options.backoff ?? defaultStepBackoff;
   const leadership = options.signal;
-  const deadline = now() + options.budgetMs;
-  const budget = (options.timeout ?? AbortSignal.timeout)(options.budgetMs);
+  const budgetMs = Math.max(0, options.budgetMs);
+  const deadline = now() + budgetMs;
+  const budget = (options.timeout ?? AbortSignal.timeout)(budgetMs);
   const signal = AbortSignal.any([leadership, budget]);
 
   let requestedAt = options.requestedAt ?? now();
@@ -67,7 +68,7 @@ export async function runStepToOutcome(provider: RemediationProvider, step: Step
 
   const inconclusive = (): StepOutcome => ({
     kind: 'inconclusive',
-    failure: last ?? failure('StepBudgetExhausted', `the ${step} step's time budget (${options.budgetMs} ms) ended before the provider answered`, 'unknown'),
+    failure: last ?? failure('StepBudgetExhausted', `the ${step} step's time budget (${budgetMs} ms) ended before the provider answered`, 'unknown'),
   });
   /** Waits before the next call: `n` calls of this kind so far set the backoff. */
   const pause = async (n: number): Promise<'go' | 'inconclusive' | 'aborted'> => {
@@ -84,14 +85,24 @@ export async function runStepToOutcome(provider: RemediationProvider, step: Step
     return 'go';
   };
 
+  /** Which backoff step the wait before the next call takes; none before the very first call. */
+  const backoffIndex = (): number | undefined => {
+    // Sends back off over the whole run, so a backend that keeps losing them is not hammered.
+    if (mode === 'send') return sends > 0 ? sends - 1 : undefined;
+    // After a send, give the backend a moment before the first look; inspectFirst looks at once.
+    if (sends > 0) return looks;
+    return looks > 0 ? looks - 1 : undefined;
+  };
+
   for (;;) {
     if (leadership.aborted) return { kind: 'aborted' };
     if (budget.aborted || now() >= deadline) return inconclusive();
-    // Sends back off over the whole run; the first look of inspectFirst costs no wait.
-    const paused =
-      mode === 'send' ? (sends > 0 ? await pause(sends - 1) : 'go') : sends > 0 ? await pause(looks) : looks > 0 ? await pause(looks - 1) : 'go';
-    if (paused === 'aborted') return { kind: 'aborted' };
-    if (paused === 'inconclusive') return inconclusive();
+    const index = backoffIndex();
+    if (index !== undefined) {
+      const paused = await pause(index);
+      if (paused === 'aborted') return { kind: 'aborted' };
+      if (paused === 'inconclusive') return inconclusive();
+    }
 
     if (mode === 'send') {
       requestedAt = now();

@@ -209,15 +209,16 @@ async function sendOnce(method: 'POST' | 'GET', url: URL, token: string, deps: A
     return { reply: { status: response.status, headers: response.headers, body: await readJson(response) } };
   } catch (err) {
     const where = `${method} ${url.origin}${url.pathname}`;
+    const mayHaveActed = method === 'POST' ? '; ARM may have acted on it' : '';
     const cause = (err as { cause?: { code?: unknown } }).cause?.code;
     if (typeof cause === 'string' && neverConnected.has(cause)) {
       return { lost: failure('ArmUnreachable', `${where}: ${describeFetchError(err)} (nothing was sent)`, 'transient') };
     }
     if (signal.aborted) return { lost: aborted(url, signal, 'unknown') };
     if ((err as Error).name === 'TimeoutError') {
-      return { lost: failure('ArmRequestTimeout', `${where}: no answer within ${config.requestTimeoutSeconds}s; ARM may have acted on it`, 'unknown') };
+      return { lost: failure('ArmRequestTimeout', `${where}: no answer within ${config.requestTimeoutSeconds}s${mayHaveActed}`, 'unknown') };
     }
-    return { lost: failure('ArmConnectionLost', `${where}: ${describeFetchError(err)}; ARM may have acted on it`, 'unknown') };
+    return { lost: failure('ArmConnectionLost', `${where}: ${describeFetchError(err)}${mayHaveActed}`, 'unknown') };
   }
 }
 
