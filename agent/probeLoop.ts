@@ -26,7 +26,6 @@ export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
     readonly probes: readonly Probe[],
     readonly engine: ConditionEngine,
     private readonly log: Logger,
-    private readonly timeoutFor: (probe: Probe) => number = (p) => Math.max(1000, p.intervalMs),
   ) {
     super();
   }
@@ -68,7 +67,7 @@ export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
 
   private async runOnce(probe: Probe): Promise<ProbeResult> {
     const startedAt = Date.now();
-    const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(this.timeoutFor(probe))]);
+    const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(probe.sampleTimeoutMs ?? Math.max(1000, probe.intervalMs))]);
     try {
       return await probe.run(signal);
     } catch (err) {

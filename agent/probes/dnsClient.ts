@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encode, RECURSION_DESIRED } from 'dns-packet';
-import { readReply, type DnsQuestion } from './dnsReply.js';
+import { readReply, type DnsQuestion, type ReplyReading } from './dnsReply.js';
 
 /**
  * One DNS query to one server: a single UDP datagram, and one TCP retry only when the reply
@@ -38,6 +38,8 @@ export interface DnsQueryResult {
   transport: 'udp' | 'tcp';
   /** Why the outcome is not `ok`, for a person; empty when ok. */
   detail: string;
+  /** Replies that came back but answered another query (id or question), and were ignored. */
+  discarded: number;
 }
 
 const DEFAULT_PORT = 53;
@@ -73,9 +75,10 @@ export function formatDnsServer(server: DnsServerAddress): string {
 }
 
 /**
- * Resolves (never rejects) with the outcome, unless `signal` aborts: then it rejects with the
- * signal's reason, because the caller cancelled the sample rather than DNS failing.
- * `timeoutMs` bounds the whole query, the TCP retry included.
+ * Resolves (never rejects) with the outcome, unless `signal` aborts first: then it rejects with
+ * the signal's reason, because the caller cancelled the sample rather than DNS failing.
+ * `timeoutMs` bounds the whole query, the TCP retry included. A reply to another query (a
+ * late answer to an earlier, timed-out one) is counted and ignored, and the wait goes on.
  */
 export async function queryDns(
   server: DnsServerAddress,
@@ -93,30 +96,50 @@ export async function queryDns(
     questions: [{ name: question.name, type: question.type, class: 'IN' }],
   });
   let transport: 'udp' | 'tcp' = 'udp';
-  const finish = (outcome: DnsOutcome, detail: string, rcode: string | null = null, answers: string[] = []) => ({
+  let discarded = 0;
+  let lastDiscard = '';
+  const finish = (outcome: DnsOutcome, detail: string, rcode: string | null = null, answers: string[] = []): DnsQueryResult => ({
     outcome,
     rcode,
     latencyMs: Math.round((performance.now() - startedAt) * 10) / 10,
     answers,
     transport,
     detail,
+    discarded,
   });
+  const read =
+    (over: 'udp' | 'tcp') =>
+    (reply: Buffer): MatchedReading | undefined => {
+      const reading = readReply(reply, id, question, over);
+      if (reading.kind !== 'unmatched') return reading;
+      discarded += 1;
+      lastDiscard = reading.detail;
+      return undefined;
+    };
 
   try {
-    let reading = readReply(await exchangeUdp(server, query, signal), id, question, 'udp');
+    let reading = await exchangeUdp(server, query, signal, read('udp'));
     if (reading.kind === 'truncated') {
       transport = 'tcp';
-      reading = readReply(await exchangeTcp(server, query, signal), id, question, 'tcp');
+      reading = await exchangeTcp(server, query, signal, read('tcp'));
     }
     if (reading.kind === 'malformed') return finish('malformed', reading.detail);
     if (reading.kind === 'truncated') return finish('malformed', 'reply is truncated');
     const outcome = outcomeOf(reading.rcode);
     return finish(outcome, outcome === 'ok' ? '' : `server answered ${reading.rcode}`, reading.rcode, reading.answers);
   } catch (err) {
-    if (options.signal?.aborted) throw options.signal.reason;
-    if (timeout.aborted) return finish('timeout', `no reply within ${options.timeoutMs} ms over ${transport.toUpperCase()}`);
+    // Whichever fired first decides: the query's own timeout is a finding, the caller's cancel is not.
+    if (signal.aborted) {
+      if (signal.reason === timeout.reason) return finish('timeout', timeoutDetail());
+      throw signal.reason;
+    }
     if (err instanceof MalformedStream) return finish('malformed', err.message);
     return finish('networkError', networkDetail(err as NodeJS.ErrnoException, transport));
+  }
+
+  function timeoutDetail(): string {
+    const ignored = discarded === 0 ? '' : ` (${discarded} reply(ies) to another query ignored, the last: ${lastDiscard})`;
+    return `no reply within ${options.timeoutMs} ms over ${transport.toUpperCase()}${ignored}`;
   }
 }
 
@@ -143,25 +166,35 @@ function networkDetail(err: NodeJS.ErrnoException, transport: 'udp' | 'tcp'): st
 /** The TCP stream ended inside a frame: the reply is cut short, not a network failure. */
 class MalformedStream extends Error {}
 
-/** Sends one datagram and resolves with the first datagram back. */
-function exchangeUdp(server: DnsServerAddress, query: Buffer, signal: AbortSignal): Promise<Buffer> {
+type MatchedReading = Exclude<ReplyReading, { kind: 'unmatched' }>;
+/** What to make of one reply: a reading ends the exchange, undefined ignores it and waits on. */
+type ReplyFilter = (reply: Buffer) => MatchedReading | undefined;
+
+/**
+ * Sends one datagram and resolves with the reading of the first datagram back that `accept`
+ * takes. The socket is connected, so the kernel delivers only datagrams from the server's
+ * address and port (and reports ICMP port-unreachable); the rest never reach the agent.
+ */
+function exchangeUdp(server: DnsServerAddress, query: Buffer, signal: AbortSignal, accept: ReplyFilter): Promise<MatchedReading> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const socket = createSocket(server.family === 6 ? 'udp6' : 'udp4');
     let settled = false;
-    const settle = (err: unknown, reply?: Buffer) => {
+    const settle = (err: unknown, reading?: MatchedReading) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
       socket.close();
-      if (reply) resolve(reply);
+      if (reading) resolve(reading);
       else reject(err);
     };
     const onAbort = () => settle(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     socket.on('error', (err) => settle(err));
-    // A connected socket receives only from the server, and learns of ICMP port-unreachable.
-    socket.on('message', (reply) => settle(undefined, reply));
+    socket.on('message', (reply) => {
+      const reading = accept(reply);
+      if (reading) settle(undefined, reading);
+    });
     socket.connect(server.port, server.host, () => {
       socket.send(query, (err) => {
         if (err) settle(err);
@@ -170,20 +203,20 @@ function exchangeUdp(server: DnsServerAddress, query: Buffer, signal: AbortSigna
   });
 }
 
-/** One query over TCP with the 2-byte length framing of RFC 1035 4.2.2, read across chunks. */
-function exchangeTcp(server: DnsServerAddress, query: Buffer, signal: AbortSignal): Promise<Buffer> {
+/** One query over TCP with the 2-byte length framing of RFC 1035 4.2.2, read across chunks; frames `accept` ignores are skipped. */
+function exchangeTcp(server: DnsServerAddress, query: Buffer, signal: AbortSignal, accept: ReplyFilter): Promise<MatchedReading> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const socket = connect({ host: server.host, port: server.port, family: server.family });
-    const chunks: Buffer[] = [];
-    let received = 0;
+    /** Bytes of frames not yet complete. */
+    let pending = Buffer.alloc(0);
     let settled = false;
-    const settle = (err: unknown, reply?: Buffer) => {
+    const settle = (err: unknown, reading?: MatchedReading) => {
       if (settled) return;
       settled = true;
       signal.removeEventListener('abort', onAbort);
       socket.destroy();
-      if (reply) resolve(reply);
+      if (reading) resolve(reading);
       else reject(err);
     };
     const onAbort = () => settle(signal.reason);
@@ -195,21 +228,20 @@ function exchangeTcp(server: DnsServerAddress, query: Buffer, signal: AbortSigna
       socket.write(Buffer.concat([prefix, query]));
     });
     socket.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      received += chunk.length;
-      if (received < 2) return;
-      const buffered = Buffer.concat(chunks);
-      chunks.length = 0;
-      chunks.push(buffered);
-      const length = buffered.readUInt16BE(0);
-      if (received >= 2 + length) settle(undefined, buffered.subarray(2, 2 + length));
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const length = pending.readUInt16BE(0);
+        const reading = accept(pending.subarray(2, 2 + length));
+        if (reading) return settle(undefined, reading);
+        pending = pending.subarray(2 + length);
+      }
     });
     socket.on('end', () => {
-      const expected = received >= 2 ? ` of ${Buffer.concat(chunks).readUInt16BE(0) + 2}` : '';
+      const expected = pending.length >= 2 ? ` of ${pending.readUInt16BE(0) + 2}` : '';
       settle(
-        received === 0
+        pending.length === 0
           ? new Error('server closed the TCP connection without replying')
-          : new MalformedStream(`TCP reply cut short: connection closed after ${received}${expected} bytes`),
+          : new MalformedStream(`TCP reply cut short: connection closed after ${pending.length}${expected} bytes`),
       );
     });
     socket.on('error', (err) => settle(err));

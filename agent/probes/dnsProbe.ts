@@ -25,6 +25,8 @@ export interface DnsCheckResult {
   answers: string[];
   transport: 'udp' | 'tcp' | null;
   detail: string;
+  /** Replies to another query (id or question) that were ignored while waiting. */
+  discarded: number;
 }
 
 const REASON_SUFFIX: Record<Exclude<DnsCheckOutcome, 'ok'>, string> = {
@@ -40,15 +42,21 @@ const REASON_SUFFIX: Record<Exclude<DnsCheckOutcome, 'ok'>, string> = {
   noResolver: 'NoResolver',
 };
 
+/** Room for reading resolv.conf and a loaded event loop beyond the checks' own timeout. */
+const SAMPLE_MARGIN_MS = 1000;
+
 export class DnsProbe implements Probe {
   readonly name = 'dns';
   readonly intervalMs: number;
+  readonly sampleTimeoutMs: number;
   private readonly settings: DnsSettings;
 
   /** Throws a ConfigError when the dns section has a bad server, name or CIDR. */
   constructor(profile: AgentConfig['profile'], dns: DnsConfig) {
     this.settings = dnsSettingsFromConfig(profile, dns);
     this.intervalMs = this.settings.intervalMs;
+    // The checks run in parallel, each bounded by timeoutMs: their verdicts come before this.
+    this.sampleTimeoutMs = this.settings.timeoutMs + SAMPLE_MARGIN_MS;
   }
 
   async run(signal: AbortSignal): Promise<ProbeResult> {
@@ -71,6 +79,7 @@ export class DnsProbe implements Probe {
         answers: [],
         transport: null,
         detail: check.problem,
+        discarded: 0,
       }),
     );
     const checks = [...answered, ...unrunnable];
@@ -100,6 +109,7 @@ export class DnsProbe implements Probe {
       answers: reply.answers,
       transport: reply.transport,
       detail: judged.detail ?? reply.detail,
+      discarded: reply.discarded,
     };
   }
 }

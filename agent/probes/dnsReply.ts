@@ -18,6 +18,11 @@ export interface DnsQuestion {
 export type ReplyReading =
   /** The server set TC: the answer did not fit, ask again over TCP. */
   | { kind: 'truncated' }
+  /**
+   * Not a reply to this query (another id, another question): a late answer to an earlier
+   * query, or someone else's. Resolvers drop these and keep waiting; so does the probe.
+   */
+  | { kind: 'unmatched'; detail: string }
   | { kind: 'malformed'; detail: string }
   /** A well-formed reply; `answers` holds the data of the records of the asked type. */
   | { kind: 'answered'; rcode: string; answers: string[] };
@@ -44,7 +49,7 @@ export function readReply(reply: Buffer, id: number, question: DnsQuestion, tran
     return malformed(`reply is ${reply.length} bytes, shorter than the ${HEADER_BYTES}-byte DNS header`);
   }
   const replyId = reply.readUInt16BE(0);
-  if (replyId !== id) return malformed(`reply id ${replyId} does not match query id ${id}`);
+  if (replyId !== id) return { kind: 'unmatched', detail: `reply id ${replyId} does not match query id ${id}` };
   const flags = reply.readUInt16BE(2);
   if ((flags & QR) === 0) return malformed('reply has the QR bit clear (it is a query, not a response)');
   const opcode = (flags >> 11) & 0xf;
@@ -98,9 +103,10 @@ export function readReply(reply: Buffer, id: number, question: DnsQuestion, tran
     echoed.type !== question.type ||
     echoedClass !== 'IN'
   ) {
-    return malformed(
-      `reply answers ${echoed.name} ${echoed.type} ${echoedClass}, not the question ${question.name} ${question.type} IN`,
-    );
+    return {
+      kind: 'unmatched',
+      detail: `reply answers ${echoed.name} ${echoed.type} ${echoedClass}, not the question ${question.name} ${question.type} IN`,
+    };
   }
 
   const answers: string[] = [];

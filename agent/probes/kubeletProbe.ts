@@ -18,6 +18,7 @@ class HealthzTimeout extends Error {
  */
 function getBounded(url: URL, timeoutMs: number, signal: AbortSignal, limit: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
+    let late: HealthzTimeout | undefined;
     const get = url.protocol === 'https:' ? httpsGet : http.get;
     const req = get(url, { signal }, (res) => {
       const chunks: Buffer[] = [];
@@ -27,12 +28,18 @@ function getBounded(url: URL, timeoutMs: number, signal: AbortSignal, limit: num
         size += chunk.length;
         if (size >= limit) res.destroy();
       });
-      const done = () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).subarray(0, limit).toString('utf8') });
+      const done = () =>
+        late ? reject(late) : resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).subarray(0, limit).toString('utf8') });
       res.on('end', done);
       res.on('close', done);
       res.on('error', () => done());
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new HealthzTimeout(`no answer within ${timeoutMs} ms`)));
+    // A deadline for the whole exchange, not an idle timeout: a kubelet dripping bytes is late too.
+    const deadline = setTimeout(() => {
+      late = new HealthzTimeout(`no answer within ${timeoutMs} ms`);
+      req.destroy(late);
+    }, timeoutMs);
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', reject);
   });
 }
@@ -52,9 +59,12 @@ function quote(body: string): string {
 export class KubeletProbe implements Probe {
   readonly name = 'kubelet';
   readonly intervalMs: number;
+  /** Above the request's own timeout, so a slow kubelet reads as KubeletTimeout, not ProbeError. */
+  readonly sampleTimeoutMs: number;
 
   constructor(private readonly config: ProbesConfig['kubelet']) {
     this.intervalMs = config.intervalSeconds * 1000;
+    this.sampleTimeoutMs = config.timeoutMs + 1000;
   }
 
   async run(signal: AbortSignal): Promise<ProbeResult> {

@@ -32,6 +32,12 @@ export interface Probe {
   /** How often the loop samples this probe, in milliseconds. */
   readonly intervalMs: number;
   /**
+   * How long one sample may run before the loop cancels it (a `ProbeError`); default: the
+   * interval, at least 1 s. A probe with its own per-check timeout sets this above that timeout,
+   * so its own verdict (`<Check>Timeout`, with every check's figures) always comes first.
+   */
+  readonly sampleTimeoutMs?: number;
+  /**
    * Takes one sample. Must resolve (never reject) for every failure of the thing it checks;
    * a rejection means the probe itself is broken and is reported as `ProbeError`.
    */

@@ -31,7 +31,7 @@ export type DnsServerMode =
   | 'truncate'
   /** Like truncate, but the TCP connection closes halfway through the answer. */
   | 'truncateThenCut'
-  /** Random bytes instead of a reply. */
+  /** Random bytes instead of a reply (never with the query's id). */
   | 'garbage'
   /** A header that matches the query, followed by random bytes. */
   | 'corruptRecords'
@@ -39,7 +39,16 @@ export type DnsServerMode =
   /** A reply that echoes another name than the one asked. */
   | 'wrongQuestion'
   /** A small real reply whose header claims 65535 records in every section. */
-  | 'inflatedCounts';
+  | 'inflatedCounts'
+  /**
+   * Over UDP, a server answering late: each reply goes out only when the next query arrives,
+   * to that query's sender, so every query gets the previous query's answer (its id).
+   */
+  | 'late'
+  /** Like late, and then the right answer 20 ms after the stale one. */
+  | 'lateThenAnswer'
+  /** Over UDP, the right answer sent from another port than the one queried. */
+  | 'fromOtherPort';
 
 export interface DnsRecords {
   A?: string[];
@@ -68,15 +77,30 @@ export class TestDnsServer {
   private records: DnsRecords = { A: ['10.0.0.1'] };
   private tcpChunkBytes = 0;
   private readonly connections = new Set<TcpSocket>();
+  /** The reply a `late` server has not sent yet. */
+  private held: Buffer | undefined;
 
   private constructor(
     private readonly udp: UdpSocket,
     private readonly tcp: Server,
+    /** Another port of this host, for replies from the wrong source. */
+    private readonly otherUdp: UdpSocket,
     readonly port: number,
   ) {
     udp.on('message', (message, peer) => {
       const reply = this.reply(message, 'udp');
-      if (reply) udp.send(reply, peer.port, peer.address);
+      if (!reply) return;
+      const send = (bytes: Buffer) => udp.send(bytes, peer.port, peer.address);
+      if (this.mode === 'late' || this.mode === 'lateThenAnswer') {
+        const stale = this.held;
+        this.held = reply;
+        if (stale) send(stale);
+        if (this.mode === 'lateThenAnswer') setTimeout(() => send(reply), 20);
+      } else if (this.mode === 'fromOtherPort') {
+        otherUdp.send(reply, peer.port, peer.address);
+      } else {
+        send(reply);
+      }
     });
     tcp.on('connection', (socket) => this.serveTcp(socket));
   }
@@ -102,7 +126,9 @@ export class TestDnsServer {
         if (attempt < 10 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
         throw err;
       }
-      const server = new TestDnsServer(udp, tcp, port);
+      const otherUdp = createSocket('udp4');
+      await new Promise<void>((resolve) => otherUdp.bind(0, HOST, resolve));
+      const server = new TestDnsServer(udp, tcp, otherUdp, port);
       if (options.mode) server.setMode(options.mode);
       if (options.records) server.setRecords(options.records);
       return server;
@@ -116,6 +142,7 @@ export class TestDnsServer {
 
   setMode(mode: DnsServerMode): void {
     this.mode = mode;
+    this.held = undefined;
   }
 
   setRecords(records: DnsRecords): void {
@@ -130,6 +157,7 @@ export class TestDnsServer {
   async stop(): Promise<void> {
     for (const socket of this.connections) socket.destroy();
     await new Promise<void>((resolve) => this.udp.close(() => resolve()));
+    await new Promise<void>((resolve) => this.otherUdp.close(() => resolve()));
     await new Promise((resolve) => this.tcp.close(resolve));
   }
 
@@ -189,6 +217,9 @@ export class TestDnsServer {
 
     switch (this.mode) {
       case 'answer':
+      case 'late':
+      case 'lateThenAnswer':
+      case 'fromOtherPort':
         return response({ answers: this.answersFor(question.name, question.type) });
       case 'nxdomain':
         return response({ rcode: NXDOMAIN });
@@ -205,8 +236,11 @@ export class TestDnsServer {
         return transport === 'udp'
           ? response({ flags: TRUNCATED_RESPONSE })
           : response({ answers: this.answersFor(question.name, question.type) });
-      case 'garbage':
-        return randomBytes(64);
+      case 'garbage': {
+        const bytes = randomBytes(64);
+        if (bytes.readUInt16BE(0) === id) bytes.writeUInt16BE((id + 1) & 0xffff, 0);
+        return bytes;
+      }
       case 'corruptRecords': {
         const header = response({ answers: this.answersFor(question.name, question.type) }).subarray(0, 12);
         return Buffer.concat([header, randomBytes(64)]);

@@ -96,9 +96,11 @@ describe('DNS query outcomes', () => {
     expect(reply.detail).toMatch(/^TCP reply cut short: connection closed after \d+ of \d+ bytes$/);
   });
 
-  it('reports random bytes as a malformed reply', async () => {
+  it('ignores a datagram of random bytes (not a reply to this query) and waits until the timeout', async () => {
     server.setMode('garbage');
-    expect(await ask()).toMatchObject({ outcome: 'malformed', rcode: null, answers: [] });
+    const reply = await ask(300);
+    expect(reply).toMatchObject({ outcome: 'timeout', rcode: null, answers: [], discarded: 1 });
+    expect(reply.detail).toMatch(/^no reply within 300 ms over UDP \(1 reply\(ies\) to another query ignored, the last: reply id \d+ does not match query id \d+\)$/);
   });
 
   it('reports a reply whose records are random bytes as malformed, without throwing', async () => {
@@ -106,18 +108,38 @@ describe('DNS query outcomes', () => {
     for (let i = 0; i < 5; i++) expect((await ask()).outcome).toBe('malformed');
   });
 
-  it('rejects a reply with another id', async () => {
+  it('ignores a reply with another id and waits on: it is a timeout, not a broken server', async () => {
     server.setMode('wrongId');
-    const reply = await ask();
-    expect(reply.outcome).toBe('malformed');
-    expect(reply.detail).toMatch(/^reply id \d+ does not match query id \d+$/);
+    const reply = await ask(300);
+    expect(reply).toMatchObject({ outcome: 'timeout', discarded: 1 });
+    expect(reply.detail).toMatch(/the last: reply id \d+ does not match query id \d+\)$/);
   });
 
-  it('rejects a reply that answers another question', async () => {
+  it('ignores a reply that answers another question and waits on', async () => {
     server.setMode('wrongQuestion');
-    const reply = await ask();
-    expect(reply.outcome).toBe('malformed');
-    expect(reply.detail).toBe('reply answers not-api.example.test A IN, not the question api.example.test A IN');
+    const reply = await ask(300);
+    expect(reply).toMatchObject({ outcome: 'timeout', discarded: 1 });
+    expect(reply.detail).toContain('the last: reply answers not-api.example.test A IN, not the question api.example.test A IN');
+  });
+
+  it('reads a late answer to the previous query as what it is: ignored, and this query timed out', async () => {
+    server.setMode('late');
+    expect(await ask(300)).toMatchObject({ outcome: 'timeout', discarded: 0 });
+    const reply = await ask(300);
+    const [first, second] = server.queries;
+    expect(reply).toMatchObject({ outcome: 'timeout', discarded: 1 });
+    expect(reply.detail).toContain(`the last: reply id ${first?.id} does not match query id ${second?.id})`);
+  });
+
+  it('keeps waiting past a late answer to the previous query and takes the right one', async () => {
+    server.setMode('lateThenAnswer');
+    expect(await ask()).toMatchObject({ outcome: 'ok', discarded: 0 });
+    expect(await ask()).toMatchObject({ outcome: 'ok', answers: ['10.1.2.3', '10.1.2.4'], discarded: 1 });
+  });
+
+  it('never sees a reply from another port than the server\'s (the socket is connected)', async () => {
+    server.setMode('fromOtherPort');
+    expect(await ask(300)).toMatchObject({ outcome: 'timeout', discarded: 0 });
   });
 
   it('rejects a reply whose header claims 65535 records before decoding it', async () => {

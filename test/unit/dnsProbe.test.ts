@@ -7,6 +7,9 @@ import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.j
 import { buildDnsChecks, dnsSettingsFromConfig } from '../../agent/probes/dnsChecks.js';
 import { DnsProbe } from '../../agent/probes/dnsProbe.js';
 import { parseResolvConf, readResolvConf, type ResolvConf } from '../../agent/probes/resolvConf.js';
+import { pino } from 'pino';
+import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
+import { ProbeLoop } from '../../agent/probeLoop.js';
 import { TestDnsServer } from '../support/dnsServer.js';
 
 /** A validated config with `dns` overrides, as the agent would load it. */
@@ -204,6 +207,7 @@ describe('DNS probe', () => {
         answers: ['20.70.246.20'],
         transport: 'udp',
         detail: '',
+        discarded: 0,
       },
       ClusterDNS: expect.objectContaining({ query: 'kubernetes.default.svc.cluster.local', outcome: 'ok', answers: ['10.0.0.1'] }),
     });
@@ -244,9 +248,12 @@ describe('DNS probe', () => {
   it.each([
     ['refused', 'ClusterDNSRefused'],
     ['formerr', 'ClusterDNSUnexpectedRcode'],
-    ['garbage', 'ClusterDNSMalformedReply'],
     ['inflatedCounts', 'ClusterDNSMalformedReply'],
-    ['wrongQuestion', 'ClusterDNSMalformedReply'],
+    // Not replies to this query: ignored while waiting, so the server reads as silent.
+    ['garbage', 'ClusterDNSTimeout'],
+    ['wrongQuestion', 'ClusterDNSTimeout'],
+    ['wrongId', 'ClusterDNSTimeout'],
+    ['late', 'ClusterDNSTimeout'],
   ] as const)('turns a %s reply into %s', async (mode, reason) => {
     cluster.setMode(mode);
     expect((await run(azureProbe())).reason).toBe(reason);
@@ -314,5 +321,24 @@ describe('DNS probe', () => {
 
   it('samples at the configured interval', () => {
     expect(azureProbe({ intervalSeconds: 15 }).intervalMs).toBe(15_000);
+  });
+
+  it('counts the replies to other queries it ignored in the check figures', async () => {
+    cluster.setMode('lateThenAnswer');
+    await run(azureProbe());
+    const sample = await run(azureProbe());
+    expect(sample).toMatchObject({ healthy: true, figures: { checks: { ClusterDNS: { outcome: 'ok', discarded: 1 } } } });
+  });
+
+  it('in the probe loop, a hung server reads as <Check>Timeout with every check, even with a timeout at the interval', async () => {
+    // What issue 15 saw: timeoutMs 2000 at a 1 s interval (config now refuses it; the loop must not depend on that).
+    cluster.setMode('timeout');
+    const dns = { ...config('azure', { azureDNS: upstream.address, clusterDNS: cluster.address }).probes.dns, intervalSeconds: 1, timeoutMs: 2000 };
+    const p = new DnsProbe('azure', dns);
+    const loop = new ProbeLoop([p], new ConditionEngine([], 0), pino({ level: 'silent' }));
+    const sample = await loop.sample(p);
+    expect(sample).toMatchObject({ healthy: false, reason: 'ClusterDNSTimeout' });
+    expect(sample.figures.checks).toMatchObject({ Upstream: { outcome: 'ok' }, ClusterDNS: { outcome: 'timeout', detail: 'no reply within 2000 ms over UDP' } });
+    loop.stop();
   });
 });

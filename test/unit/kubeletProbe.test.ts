@@ -44,6 +44,15 @@ describe('kubelet probe', () => {
     expect(r.figures.latencyMs).toBeLessThan(2000);
   });
 
+  it('reports KubeletTimeout when healthz drips its answer past the timeout', async () => {
+    handler = (_req, res) => {
+      res.writeHead(200);
+      const drip = setInterval(() => (res.destroyed ? clearInterval(drip) : res.write('o')), 50);
+    };
+    const r = await new KubeletProbe(kubeletConfig(url, 300)).run(signal());
+    expect(r).toMatchObject({ healthy: false, reason: 'KubeletTimeout', message: `${url} did not answer within 300 ms` });
+  });
+
   it('reports KubeletUnhealthy with the status and body when healthz answers 500', async () => {
     handler = (_req, res) => {
       res.statusCode = 500;
