@@ -220,6 +220,20 @@ describe('inspect() asks ARM what became of a step, and never sends it', () => {
     expect(restarts()).toBe(1);
   });
 
+  it('an operation URL that no longer answers (404) gives way to the instance view', async () => {
+    arm.script({ kind: 'accepted', polls: Number.POSITIVE_INFINITY, retryAfter: 5 });
+    const { azure } = provider();
+    const requestedAt = time.now();
+    await azure.reboot(node(providerIdOf('3')), time.timeout(1_000));
+    arm.reset();
+    arm.setInstance('3', { provisioning: 'updating', time: new Date(requestedAt).toISOString(), power: 'running' });
+    expect(await azure.inspect('reboot', node(providerIdOf('3')), requestedAt, signal())).toMatchObject({ state: 'running', detail: 'the instance is updating (power state running)' });
+    expect(arm.calls.map((c) => (c.path.endsWith('/instanceView') ? 'instance view' : c.path.includes('/operations/') ? 'operation' : c.path))).toEqual([
+      'operation',
+      'instance view',
+    ]);
+  });
+
   it('reads the instance view when it holds no operation URL: updating is running, then succeeded after the request', async () => {
     arm.script({ kind: 'accepted-then-error', polls: 1 });
     const { azure } = provider();
