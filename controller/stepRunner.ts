@@ -73,9 +73,14 @@ export async function runStepToOutcome(provider: RemediationProvider, step: Step
   /** Waits before the next call: `n` calls of this kind so far set the backoff. */
   const pause = async (n: number): Promise<'go' | 'inconclusive' | 'aborted'> => {
     const backoff = Math.min(maxMs, initialMs * 2 ** n);
-    const wait = Math.max(retryAfterMs ?? 0, backoff / 2 + (random() * backoff) / 2);
+    let wait = Math.max(retryAfterMs ?? 0, backoff / 2 + (random() * backoff) / 2);
     retryAfterMs = undefined;
-    if (now() + wait >= deadline) return 'inconclusive';
+    // A wait that would run past the budget is cut short for one last call before it ends, so
+    // an operation that finishes late in the budget is still seen rather than called inconclusive.
+    const remaining = deadline - now();
+    const lastCall = Math.min(1000, options.budgetMs / 10);
+    if (remaining <= lastCall) return 'inconclusive';
+    wait = Math.min(wait, remaining - lastCall);
     try {
       await sleep(wait, leadership);
     } catch (err) {

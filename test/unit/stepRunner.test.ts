@@ -126,6 +126,15 @@ describe('one ladder step run to its outcome', () => {
     }
   });
 
+  it('an operation that finishes late in the budget is still seen: the last wait is cut short for one more look', async () => {
+    const late: StepStatus[] = [running, running, running, running, running, { state: 'succeeded', detail: 'the instance finished an operation' }];
+    const { run, sends, time } = setup([failure('OperationStillRunning', 'in progress', 'unknown')], late, { budgetMs: 30_000 });
+    expect(await run()).toEqual({ kind: 'ended', detail: 'the instance finished an operation' });
+    expect(sends).toHaveLength(1);
+    // 750 + 1500 + 3000 + 6000 + 12000 = 23250 ms; the next backoff (24 s) is cut to end 1 s before the budget.
+    expect(time.waits).toEqual([750, 1_500, 3_000, 6_000, 12_000, 5_750]);
+  });
+
   it('an operation still running when the budget ends is inconclusive (retry the same step), never failed', async () => {
     const stillRunning = Array.from({ length: 100 }, () => running);
     const { run, sends } = setup([failure('OperationStillRunning', 'in progress', 'unknown')], stillRunning, { budgetMs: 120_000 });
