@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
 import { checkConfigFlag, loadAgentConfigIsolated } from './config/isolatedConfigLoader.js';
 import { createLogger } from '../common/log.js';
-import { renderTable, sampleOnce } from './onceReport.js';
+import { onceExitCode, onceJson, renderTable, sampleOnce } from './onceReport.js';
 import { InClusterWiring } from './inCluster.js';
 import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildProbes } from './probes/registry.js';
@@ -13,7 +13,9 @@ const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|js
 
 Runs the node health probes and serves /healthz, /readyz, /conditions, /metrics and /stream.
   --config FILE   YAML or JSON config (default: the embedded standalone defaults)
-  --once          run every probe once, print the results and exit 1 if any problem is found
+  --once          run every probe once and print the results; exit 0 when all is well, 1 when
+                  the node has a problem, 3 when no node problem was found but a check could
+                  not see the node (an agent problem, e.g. a wrong procRoot)
   --output FMT    with --once: table (default) or json
 Environment: NODE_NAME, NODEPULSE_PROFILE, KUBECONFIG, LOG_LEVEL, and NODEPULSE__a__b=value
 to set any config key (e.g. NODEPULSE__server__port=9000).`;
@@ -51,20 +53,23 @@ async function main(): Promise<number> {
   const log = createLogger('nodepulse-agent', process.env, args.once ? process.stderr : undefined);
   const wiring = config.publish.enabled ? await InClusterWiring.create(config, log) : undefined;
   const { probes, skipped } = buildProbes(config, wiring?.probeFactories);
-  if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
 
   if (args.once) {
     const agent = new Agent(config, probes, log, { routes: wiring?.routes });
     if (wiring) await agent.server.listen();
+    const startedAt = new Date();
     const [results, inventory] = await Promise.all([sampleOnce(probes, (probe) => agent.loop.sample(probe)), nodeInventory()]);
     await agent.stop();
     wiring?.stop();
     process.stdout.write(
-      args.output === 'json' ? `${JSON.stringify({ node: inventory, results }, null, 2)}\n` : `${describeInventory(inventory)}\n\n${renderTable(results)}`,
+      args.output === 'json'
+        ? `${JSON.stringify(onceJson(results, skipped, inventory, startedAt), null, 2)}\n`
+        : `${describeInventory(inventory)}\n\n${renderTable(results, skipped)}`,
     );
-    return results.every((r) => r.healthy) ? 0 : 1;
+    return onceExitCode(results);
   }
 
+  if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
   const agent = new Agent(config, probes, log, { routes: wiring?.routes, readiness: wiring ? [wiring.readiness] : [] });
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

@@ -29,9 +29,12 @@ export const ownedConditionTypes: readonly ConditionType[] = Object.values(condi
 export const engineReasons = {
   /** Initial state: the check exists and has not found a problem yet. */
   pending: 'NoProblemYet',
-  /** The probe itself failed repeatedly; the node's state is unknown. */
+  /** The probe itself failed repeatedly; the node's state is unknown (status Unknown). */
   probeError: 'ProbeError',
-  /** A /proc or /sys file the probe needs is missing or unreadable: an agent fault, not a node problem. */
+  /**
+   * A /proc or /sys file the probe needs is missing or unreadable: an agent fault, not a node
+   * problem, so the condition turns Unknown (never True: nothing may quarantine or repair on it).
+   */
   probeReadError: 'ProbeReadError',
 } as const;
 

@@ -1,4 +1,4 @@
-import type { ProbeResult } from '../probes/probe.js';
+import { isAgentFault, type ProbeResult } from '../probes/probe.js';
 import { engineReasons, type ConditionType } from '../../common/contract.js';
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
@@ -100,7 +100,8 @@ export class ConditionEngine {
       condition.lastTransitionTime = result.at;
     };
 
-    if (result.reason === engineReasons.probeError) {
+    if (isAgentFault(result)) {
+      // The agent cannot see this node (probe broken, file unreadable): Unknown, never True.
       streak.errors += 1;
       if (streak.errors === 1) event('temporary', 'Warning');
       if (streak.errors >= rule.failureThreshold && condition.status !== 'Unknown') {

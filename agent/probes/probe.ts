@@ -1,3 +1,5 @@
+import { engineReasons } from '../../common/contract.js';
+
 /**
  * The monitor contract every check implements (NPD's Monitor, reduced to what a sampler needs).
  * A probe reads the node and says what it measured; it knows nothing of Kubernetes, HTTP or
@@ -42,6 +44,15 @@ export interface Probe {
    * a rejection means the probe itself is broken and is reported as `ProbeError`.
    */
   run(signal: AbortSignal): Promise<ProbeResult>;
+}
+
+/**
+ * The sample says nothing about the node: the probe failed (`ProbeError`) or could not read
+ * its source (`ProbeReadError`, e.g. a wrong procRoot). An agent problem, reported as Unknown
+ * as NPD reports a broken monitor, never as the node's problem.
+ */
+export function isAgentFault(verdict: Verdict): boolean {
+  return verdict.reason === engineReasons.probeError || verdict.reason === engineReasons.probeReadError;
 }
 
 /** Builds a result with the timing filled in; probes call this once per sample. */

@@ -24,7 +24,11 @@ export interface NodeRoots {
 
 /** The verdict of a sample whose source file could not be read or understood. */
 export function readErrorVerdict(err: ProcFileError): Verdict {
-  return { healthy: false, reason: engineReasons.probeReadError, message: `cannot use ${err.file}: ${err.detail}` };
+  return {
+    healthy: false,
+    reason: engineReasons.probeReadError,
+    message: `cannot use ${err.file}: ${err.detail}; the agent cannot see this node's state (check procRoot, sysRoot and the host mounts)`,
+  };
 }
 
 /** Errors that mean "this kernel does not offer the file" rather than "something is broken". */

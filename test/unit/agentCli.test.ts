@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,15 +63,50 @@ describe('nodepulse-agent --once', () => {
     expect(res.stdout).toMatch(/\nPROBE\s+STATUS\s+REASON/);
     expect(res.stdout).toMatch(/kubelet\s+PROBLEM\s+KubeletUnreachable/);
     expect(res.stdout).toMatch(/dns\s+OK/);
-    expect(res.stdout).toMatch(/1 problem found/);
+    expect(res.stdout).toMatch(/\n1 node problem found; 1 skipped\n$/);
   });
 
-  it('prints JSON with the figures of every probe', async () => {
+  it('says in the table that the konnectivity probe was skipped, and why, instead of a log line', async () => {
+    const res = await agent(['--once', '--config', config('http://127.0.0.1:1/healthz')], { LOG_LEVEL: 'info' });
+    expect(res.stdout).toMatch(/\nkonnectivity\s+SKIPPED\s+-\s+-\s+needs the API server: runs only with publish\.enabled: true\n/);
+    expect(res.stderr).not.toContain('skipped');
+  });
+
+  it('prints JSON with a summary, the skipped probes and the figures of every probe, times in ISO 8601', async () => {
     const res = await agent(['--once', '--output', 'json', '--config', config('http://127.0.0.1:1/healthz')]);
-    const { node, results } = JSON.parse(res.stdout) as { node: { cores: number }; results: Array<{ probe: string; healthy: boolean; figures: Record<string, unknown> }> };
-    expect(node.cores).toBeGreaterThan(0);
-    expect(results.map((r) => r.probe).sort()).toEqual(['cpu', 'diskIO', 'diskSpace', 'dns', 'kubelet', 'memory', 'pid']);
-    expect(results.find((r) => r.probe === 'diskIO')?.figures.baseline).toBe(false);
+    const report = JSON.parse(res.stdout) as {
+      at: string;
+      node: { cores: number };
+      summary: Record<string, number>;
+      skipped: Array<{ probe: string; why: string }>;
+      results: Array<{ probe: string; status: string; at: string; healthy: boolean; figures: Record<string, unknown> }>;
+    };
+    const iso = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+    expect(report.at).toMatch(iso);
+    expect(report.node.cores).toBeGreaterThan(0);
+    expect(report.summary).toEqual({ checked: 7, ok: 6, problems: 1, agentProblems: 0, skipped: 1, exitCode: 1 });
+    expect(report.skipped).toEqual([{ probe: 'konnectivity', why: 'needs the API server: runs only with publish.enabled: true' }]);
+    expect(report.results.map((r) => r.probe).sort()).toEqual(['cpu', 'diskIO', 'diskSpace', 'dns', 'kubelet', 'memory', 'pid']);
+    expect(report.results.find((r) => r.probe === 'kubelet')?.status).toBe('problem');
+    for (const r of report.results) expect(r.at).toMatch(iso);
+    expect(report.results.find((r) => r.probe === 'diskIO')?.figures.baseline).toBe(false);
+  });
+
+  it('shows an unreadable /proc (a wrong procRoot) as an agent problem, not a node problem, and exits 3', async () => {
+    const kubelet = createServer((_req, res) => res.end('ok'));
+    await new Promise<void>((resolve) => kubelet.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(kubelet.address() as AddressInfo).port}/healthz`;
+      const res = await agent(['--once', '--config', config(url)], { NODEPULSE__procRoot: '/nonexistent/proc' });
+      expect(res.code).toBe(3);
+      for (const probe of ['cpu', 'diskIO', 'memory', 'pid']) {
+        expect(res.stdout).toMatch(new RegExp(`\\n${probe}\\s+AGENT PROBLEM\\s+ProbeReadError\\s+\\d+ms\\s+cannot use /nonexistent/proc/`));
+      }
+      expect(res.stdout).toMatch(/kubelet\s+OK/);
+      expect(res.stdout).toContain('\nno node problem found; 4 checks could not see the node (an agent problem, not the node\'s: see AGENT PROBLEM rows); 1 skipped\n');
+    } finally {
+      kubelet.close();
+    }
   });
 
   it('exits 2 and names the field for a bad config, without a stack trace', async () => {

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import type { ProbeResult } from '../../agent/probes/probe.js';
+import { pino } from 'pino';
+import { agentConfigSchema } from '../../agent/config/schema.js';
+import { ProbeLoop } from '../../agent/probeLoop.js';
+import { buildProbes } from '../../agent/probes/registry.js';
+import { conditionTypeByProbe, type ProbeName } from '../../common/contract.js';
 
 const rule = { type: 'DNSProblem' as const, probe: 'dns', failureThreshold: 3, recoveryThreshold: 2 };
 
@@ -70,6 +75,42 @@ describe('condition engine hysteresis', () => {
     for (let t = 1; t <= 3; t++) engine.observe(sample(t, false, 'ProbeError'));
     expect(engine.get('DNSProblem')).toMatchObject({ status: 'Unknown', reason: 'ProbeError' });
     expect(engine.observe(sample(4, true))?.condition).toMatchObject({ status: 'False', reason: 'DNSHealthy' });
+  });
+
+  it('a /proc or /sys file the agent cannot read turns the condition Unknown naming the file, never True', () => {
+    const engine = new ConditionEngine([rule], 0);
+    const unreadable = (at: number) => ({ ...sample(at, false, 'ProbeReadError'), message: 'cannot use /host/proc/pressure/cpu: ENOENT' });
+    for (let t = 1; t <= 2; t++) expect(engine.observe(unreadable(t))?.condition.status).toBe('False');
+    expect(engine.observe(unreadable(3))?.condition).toMatchObject({ status: 'Unknown', reason: 'ProbeReadError', message: 'cannot use /host/proc/pressure/cpu: ENOENT' });
+    expect(engine.observe(unreadable(4))?.condition.status).toBe('Unknown');
+  });
+
+  it('a real problem whose source becomes unreadable goes Unknown, not True with a read error', () => {
+    const engine = new ConditionEngine([rule], 0);
+    for (let t = 1; t <= 3; t++) engine.observe(sample(t, false));
+    for (let t = 4; t <= 6; t++) engine.observe(sample(t, false, 'ProbeReadError'));
+    expect(engine.get('DNSProblem')).toMatchObject({ status: 'Unknown', reason: 'ProbeReadError' });
+  });
+
+  it('with a wrong procRoot every probe that reads /proc reports Unknown with the file it could not read', async () => {
+    const procRoot = '/nonexistent/nodepulse-proc';
+    const off = { enabled: false };
+    const config = agentConfigSchema.parse({
+      procRoot,
+      sysRoot: '/nonexistent/nodepulse-sys',
+      probes: { dns: off, kubelet: off, konnectivity: off, diskSpace: off },
+    });
+    const { probes } = buildProbes(config);
+    const rules = probes.map((p) => ({ type: conditionTypeByProbe[p.name as ProbeName], probe: p.name, failureThreshold: 1, recoveryThreshold: 1 }));
+    const engine = new ConditionEngine(rules, 0);
+    const loop = new ProbeLoop(probes, engine, pino({ level: 'silent' }));
+    await Promise.all(probes.map((p) => loop.sample(p)));
+    expect(probes.map((p) => p.name).sort()).toEqual(['cpu', 'diskIO', 'memory', 'pid']);
+    for (const condition of engine.list()) {
+      expect(condition).toMatchObject({ status: 'Unknown', reason: 'ProbeReadError' });
+      expect(condition.message).toMatch(new RegExp(`^cannot use ${procRoot}/\\S+: .*the agent cannot see this node's state`));
+    }
+    loop.stop();
   });
 
   it('adopts the condition found on the node after a restart, without a spurious transition', () => {
