@@ -177,7 +177,7 @@ const azureProvider = z.strictObject({
   requestTimeoutSeconds: seconds.default(30),
   /** Polling period of a long-running operation when ARM sends no Retry-After. */
   pollIntervalSeconds: seconds.default(10),
-  /** Retries of one request on 429 or 5xx before the step fails. */
+  /** Retries of one read (operation poll, instance view) on 429, 5xx or a network error; an action POST is never re-sent. */
   maxRetries: z.number().int().min(0).max(20).default(5),
   /** A Retry-After longer than this is cut to it, so one step cannot stall the ladder. */
   maxRetryAfterSeconds: seconds.default(120),
