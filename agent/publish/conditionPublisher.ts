@@ -30,7 +30,10 @@ export class ConditionPublisher {
   private writing = false;
   private synced = false;
   private stopped = false;
+  /** The next write: at once after a change, or a backoff retry after a failure. */
   private timer: NodeJS.Timeout | undefined;
+  /** A failed write waits out its backoff; changes and heartbeats meanwhile ride on that retry. */
+  private retrying = false;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly backoff: Backoff;
   /** Owned types on the Node that no enabled probe sets any more: removed at the next write. */
@@ -90,7 +93,7 @@ export class ConditionPublisher {
 
   start(): void {
     this.scheduleHeartbeat(true);
-    this.kick(0);
+    this.kick();
   }
 
   stop(): void {
@@ -102,14 +105,30 @@ export class ConditionPublisher {
   onObservation(observation: Observation): void {
     for (const event of observation.events) this.events.record(event.severity, event.reason, event.message);
     if (observation.changed) this.dirty = true;
-    if (observation.changed || observation.events.length > 0) this.kick(0);
+    if (observation.changed || observation.events.length > 0) this.kick();
   }
 
-  /** One write now (or after the current one), with all owned conditions. */
-  private kick(delayMs: number): void {
+  /**
+   * A write as soon as possible (after the current one), with all owned conditions; while a
+   * failed write backs off, nothing sooner: the retry writes whatever is current by then.
+   */
+  private kick(): void {
+    if (this.stopped || this.retrying || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, 0);
+  }
+
+  private retryIn(delayMs: number): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.flush(), delayMs);
+    this.retrying = true;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.retrying = false;
+      void this.flush();
+    }, delayMs);
   }
 
   /**
@@ -123,7 +142,7 @@ export class ConditionPublisher {
     const delay = Math.max(1000, Math.round(heartbeatMs * phase * (1 + jitter)));
     this.heartbeatTimer = setTimeout(() => {
       this.dirty = true;
-      this.kick(0);
+      this.kick();
       this.scheduleHeartbeat(false);
     }, delay);
   }
@@ -152,11 +171,12 @@ export class ConditionPublisher {
       const retryAfter = err instanceof KubeApiError ? err.retryAfterSeconds : undefined;
       const delay = this.backoff.next(retryAfter);
       this.log.warn({ err: (err as Error).message, retryInMs: delay, failures: this.backoff.failures }, 'publishing to the API server failed; backing off');
-      this.kick(delay);
+      this.retryIn(delay);
     } finally {
       this.writing = false;
     }
-    if (this.dirty && this.backoff.failures === 0) this.kick(0);
+    // What changed or was recorded during the write goes out next (unless backing off).
+    if (this.dirty || this.events.queued > 0) this.kick();
   }
 }
 

@@ -28,18 +28,27 @@ interface Written {
   lastAt: number;
 }
 
+/** Events dropped and not yet said in a written event, by why. */
+interface Unsaid {
+  rateLimited: number;
+  overflowed: number;
+}
+
 /**
  * Writes Node events like the kubelet's event correlator does: a repeat within the window
  * patches the existing event's count instead of creating another, a token bucket caps the
  * rate so a flapping probe cannot flood the API server, and a bounded queue holds events
- * while the API server is unreachable. What is dropped is counted and said in the next event.
+ * while the API server is unreachable. Every drop is counted and said in the next event.
  */
 export class EventRecorder {
   private tokens: number;
   private refilledAt: number;
   private readonly queue: Pending[] = [];
   private readonly written = new Map<string, Written>();
-  private suppressed = 0;
+  /** The event being written: never the one dropped when the queue overflows meanwhile. */
+  private inFlight: Pending | undefined;
+  private unsaid: Unsaid = { rateLimited: 0, overflowed: 0 };
+  private droppedTotal = 0;
   private draining = false;
 
   constructor(
@@ -52,8 +61,9 @@ export class EventRecorder {
     this.refilledAt = now();
   }
 
+  /** Events dropped since start (over the rate, or the queue full while the API server was away). */
   get dropped(): number {
-    return this.suppressed;
+    return this.droppedTotal;
   }
 
   get queued(): number {
@@ -67,8 +77,10 @@ export class EventRecorder {
   record(type: Pending['type'], reason: string, message: string): void {
     this.queue.push({ type, reason, message, at: this.now() });
     if (this.queue.length > this.options.maxQueued) {
-      this.queue.shift();
-      this.suppressed += 1;
+      // The oldest waiting event goes, never the one a write is carrying right now.
+      const oldest = this.queue.findIndex((pending) => pending !== this.inFlight);
+      this.queue.splice(oldest, 1);
+      this.drop('overflowed');
     }
   }
 
@@ -83,12 +95,20 @@ export class EventRecorder {
         if (this.tokens < 1) {
           // Over the rate: the oldest waiting event is dropped rather than delayed forever.
           this.queue.shift();
-          this.suppressed += 1;
+          this.drop('rateLimited');
           continue;
         }
+        this.inFlight = next;
+        try {
+          await this.write(next);
+        } finally {
+          this.inFlight = undefined;
+        }
+        // A token is spent only on a write that landed: an outage must not eat the burst.
         this.tokens -= 1;
-        await this.write(next);
-        this.queue.shift();
+        // By identity: record() may have changed the queue while the write was under way.
+        const index = this.queue.indexOf(next);
+        if (index >= 0) this.queue.splice(index, 1);
       }
       return true;
     } catch (err) {
@@ -99,6 +119,11 @@ export class EventRecorder {
     }
   }
 
+  private drop(why: keyof Unsaid): void {
+    this.unsaid[why] += 1;
+    this.droppedTotal += 1;
+  }
+
   private refill(): void {
     const now = this.now();
     this.tokens = Math.min(this.options.burst, this.tokens + ((now - this.refilledAt) / 60_000) * this.options.perMinute);
@@ -107,8 +132,9 @@ export class EventRecorder {
 
   private async write(pending: Pending): Promise<void> {
     const key = `${pending.type}/${pending.reason}`;
-    const note = this.suppressed > 0 ? ` (${this.suppressed} earlier events suppressed by the rate limit)` : '';
-    const message = pending.message + note;
+    // What this write says; drops while it is under way are said by the next one.
+    const said = { ...this.unsaid };
+    const message = pending.message + dropNote(said);
     const previous = this.written.get(key);
     if (previous && pending.at - previous.lastAt < this.options.dedupWindowMs) {
       const count = previous.count + 1;
@@ -116,7 +142,7 @@ export class EventRecorder {
       try {
         await this.api.patchEvent('default', previous.name, patch);
         this.written.set(key, { ...previous, count, lastAt: pending.at });
-        this.suppressed = 0;
+        this.forget(said);
         return;
       } catch (err) {
         // The event expired (events live about an hour): write a fresh one below.
@@ -133,10 +159,22 @@ export class EventRecorder {
       now: new Date(pending.at),
     });
     await this.api.createEvent('default', event);
-    this.suppressed = 0;
+    this.forget(said);
     this.written.delete(key);
     this.written.set(key, { name: event.metadata?.name as string, count: 1, lastAt: pending.at });
     // Reasons are a small closed set, but bound the map anyway (oldest first out).
     if (this.written.size > 256) this.written.delete(this.written.keys().next().value as string);
   }
+
+  private forget(said: Unsaid): void {
+    this.unsaid = { rateLimited: this.unsaid.rateLimited - said.rateLimited, overflowed: this.unsaid.overflowed - said.overflowed };
+  }
+}
+
+function dropNote(said: Unsaid): string {
+  const parts = [
+    said.rateLimited > 0 ? `${said.rateLimited} earlier events suppressed by the rate limit` : '',
+    said.overflowed > 0 ? `${said.overflowed} dropped from a full queue while the API server was slow or away` : '',
+  ].filter((part) => part !== '');
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
 }

@@ -11,7 +11,10 @@ class FakeEventsApi {
   created: CoreV1Event[] = [];
   patched: Array<{ name: string; patch: Partial<CoreV1Event> }> = [];
   down = false;
+  /** While set, a create waits for it: a slow API server, with record() running meanwhile. */
+  gate: Promise<void> | undefined;
   async createEvent(_ns: string, event: CoreV1Event) {
+    await this.gate;
     if (this.down) throw new KubeApiError('connect ECONNREFUSED', 0, 'ECONNREFUSED');
     this.created.push(event);
     return event;
@@ -88,6 +91,59 @@ describe('node events', () => {
     api.down = false;
     expect(await r.drain()).toBe(true);
     expect(api.created.map((e) => e.reason)).toEqual(['Problem3', 'Problem4', 'Problem5', 'Problem6', 'Problem7']);
+  });
+});
+
+describe('node events during a slow or absent API server', () => {
+  it('a queue overflow during a write drops a waiting event, never the one being written, and says so in the next event', async () => {
+    const api = new FakeEventsApi();
+    const r = recorder(api, { t: 0 }, { maxQueued: 2 });
+    let open = () => undefined as void;
+    api.gate = new Promise<void>((resolve) => (open = resolve));
+    r.record('Warning', 'First', 'first');
+    const draining = r.drain();
+    // While "First" is on the wire, three more arrive; the queue holds two.
+    r.record('Warning', 'Second', 'second');
+    r.record('Warning', 'Third', 'third');
+    r.record('Warning', 'Fourth', 'fourth');
+    api.gate = undefined;
+    open();
+    expect(await draining).toBe(true);
+    // The queue's two places: "First" (in flight) and the newest; "Second" and "Third" gave way.
+    expect(api.created.map((e) => e.reason)).toEqual(['First', 'Fourth']);
+    expect(r.dropped).toBe(2);
+    expect(api.created[1]?.message).toBe('fourth (2 dropped from a full queue while the API server was slow or away)');
+  });
+
+  it('failed writes spend no rate-limit tokens: after an outage the waiting event still goes out', async () => {
+    const api = new FakeEventsApi();
+    const r = recorder(api, { t: 0 }, { burst: 2 });
+    api.down = true;
+    r.record('Warning', 'ClusterDNSTimeout', 'during the outage');
+    for (let i = 0; i < 5; i++) expect(await r.drain()).toBe(false);
+    api.down = false;
+    expect(await r.drain()).toBe(true);
+    expect(api.created.map((e) => e.reason)).toEqual(['ClusterDNSTimeout']);
+    expect(r.dropped).toBe(0);
+  });
+
+  it('counts every drop, over the rate and from a full queue, and names both in the next event', async () => {
+    const api = new FakeEventsApi();
+    const clock = { t: 0 };
+    const r = recorder(api, clock, { burst: 1, maxQueued: 2 });
+    r.record('Warning', 'P0', 'p0');
+    await r.drain();
+    // The token is spent: of three more, one is pushed out of the queue and two are over the rate.
+    for (let i = 1; i <= 3; i++) r.record('Warning', `P${i}`, `p${i}`);
+    await r.drain();
+    expect(api.created.map((e) => e.reason)).toEqual(['P0']);
+    expect(r.dropped).toBe(3);
+    clock.t = 60_000;
+    r.record('Normal', 'Recovered', 'back');
+    await r.drain();
+    expect(api.created[1]?.message).toBe(
+      'back (2 earlier events suppressed by the rate limit, 1 dropped from a full queue while the API server was slow or away)',
+    );
   });
 });
 
