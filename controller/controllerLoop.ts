@@ -238,7 +238,7 @@ export class ControllerLoop {
       const name = node.metadata?.name ?? '';
       const reading = readNode(node, {
         now,
-        memory: this.memory.get(node.metadata?.uid ?? name),
+        memory: this.memory.get(node.metadata?.uid || name),
         platformRemediationAt: this.platformEvents.get(name),
         readySeenAnnotation: keys.readySeen,
         conditionHeartbeatMs: config.detection.agentHeartbeatSeconds * 1000,
@@ -494,6 +494,11 @@ export class ControllerLoop {
   private onNodeChange(node: V1Node): void {
     const name = node.metadata?.name ?? '';
     const version = node.metadata?.resourceVersion ?? '';
+    // Every replica remembers what it saw (Ready once, since when), not only the leader: a
+    // follower that takes over must not mistake a node it watched being Ready for a never-ready one.
+    const key = node.metadata?.uid || name;
+    const seen = readNode(node, { now: this.now(), memory: this.memory.get(key) });
+    if (seen.ok) this.memory.set(key, seen.memory);
     this.delivered.set(name, [...(this.delivered.get(name) ?? []), version].slice(-8));
     const ours = this.overlay.get(name);
     if (ours && ours.node.metadata?.resourceVersion === version) this.overlay.delete(name);
@@ -507,7 +512,7 @@ export class ControllerLoop {
     this.heldBack.delete(name);
     this.unreadableLogged.delete(name);
     this.platformEvents.delete(name);
-    this.memory.delete(node.metadata?.uid ?? name);
+    this.memory.delete(node.metadata?.uid || name);
   }
 
   private onPlatformEvent(event: CoreV1Event): void {

@@ -29,6 +29,8 @@ export interface ControllerOverrides {
   detection?: object;
   cache?: object;
   provider?: object;
+  /** Merged into the azure provider's settings. */
+  azure?: Record<string, unknown>;
 }
 
 export class RemediationHarness {
@@ -172,6 +174,7 @@ export class RemediationHarness {
           clientId: 'client-e2e',
           federatedTokenFile: this.tokenFile,
           pollIntervalSeconds: 0.2,
+          ...overrides.azure,
         },
       },
       leaderElection: { leaseDurationSeconds: 3, renewDeadlineSeconds: 2, retryPeriodSeconds: 0.5 },
