@@ -1,8 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { stepEventReason } from '../../common/contract.js';
+import { controllerEventReasons, keys, stepEventReason } from '../../common/contract.js';
 import { testCluster } from '../cluster/testCluster.js';
 import type { ArmBehaviour } from '../support/armStandIn.js';
-import { RemediationHarness, sleep } from '../support/remediationHarness.js';
+import { poolLabel, RemediationHarness, sleep } from '../support/remediationHarness.js';
 
 /**
  * The ladder against the faults cloud APIs produce, end to end: the controller as a built CLI
@@ -93,6 +93,25 @@ describe('the ladder against cloud API faults', () => {
     expect(h.arm.calls.filter((c) => c.method === 'POST' && c.action !== 'restart')).toEqual([]);
     const reasons = await h.reasonsOf(sick);
     expect(reasons.filter((r) => r !== reboot.start && r !== reboot.error)).toEqual([]);
+  });
+
+  it('a node that is not a scale set instance gets one Error and is handed to a person: no rounds burnt, nothing sent to ARM', async () => {
+    const { pool } = await h.createPool(4);
+    const name = `np-e2e-${pool}-byo`;
+    await h.admin.createNode({ body: { metadata: { name, labels: { [poolLabel]: pool, 'kubernetes.io/os': 'linux' } }, spec: { providerID: 'kind://docker/kind/kind-worker' } } });
+    h.adopt(name);
+    await h.setReady(name, 'True');
+    h.startReplica('replica-a', h.controllerConfig(pool));
+    await h.leading('replica-a');
+    await h.setReady(name, 'False');
+    await h.eventually('NodeRemediationNeedsHuman', async () => ((await h.reasonsOf(name)).includes(controllerEventReasons.needsHuman) ? true : undefined), 20_000);
+    await sleep(3000);
+    const events = await h.eventsOf(name);
+    expect(events.map((e) => e.reason)).toEqual([reboot.start, reboot.error, controllerEventReasons.needsHuman]);
+    expect(events[1]?.message).toMatch(/^Reboot failed: NotAScaleSetInstance: .*; this can never succeed on this node, so nothing else is tried$/);
+    expect(h.arm.calls).toEqual([]);
+    const node = await h.admin.readNode({ name });
+    expect(node.metadata?.labels?.[keys.needsHuman]).toBe('true');
   });
 
   it('the ladder moves on to the reimage only after a reboot that completed and left the node unhealthy', async () => {

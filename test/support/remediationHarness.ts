@@ -102,6 +102,11 @@ export class RemediationHarness {
     return { pool, names };
   }
 
+  /** Deletes `name` with the test's other nodes when the test ends. */
+  adopt(name: string): void {
+    this.createdNodes.push(name);
+  }
+
   /** What the kubelet (or the node lifecycle controller) would write. */
   async setReady(name: string, status: 'True' | 'False'): Promise<void> {
     const now = new Date();
