@@ -6,6 +6,11 @@ export interface ConnectionLimits {
   maxConnections: number;
   /** Of those, from one remote address. */
   maxPerSource: number;
+  /**
+   * Requests one connection may have in progress at once. Past this a pipelining client is cut
+   * off: each pipelined request starts its answer at once, so depth is memory and CPU.
+   */
+  maxPipelined: number;
 }
 
 interface Held {
@@ -29,6 +34,8 @@ export class ConnectionGuard {
   private readonly perSource = new Map<string, number>();
   evicted = 0;
   refused = 0;
+  /** Connections closed for pipelining past maxPipelined. */
+  cutOff = 0;
 
   constructor(private readonly limits: ConnectionLimits) {}
 
@@ -42,6 +49,11 @@ export class ConnectionGuard {
       res.once('close', () => {
         held.busy -= 1;
       });
+      // The parser goes on emitting what was already read; one cut per connection.
+      if (held.busy > this.limits.maxPipelined && !req.socket.destroyed) {
+        this.cutOff += 1;
+        req.socket.destroy();
+      }
     });
   }
 

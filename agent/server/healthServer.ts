@@ -28,9 +28,9 @@ export interface HealthServerOptions {
   port: number;
   /**
    * A second listener on this address (the pod's IP; with hostNetwork the node's) and the same
-   * port, serving only what others must reach: /healthz and /readyz for the kubelet's probes
-   * and the extra `routes` (the konnectivity echo, which the API server's pod proxy calls).
-   * Conditions, metrics and the stream then stay on `address`.
+   * port, serving only what others must reach: /healthz and /readyz (the kubelet's probes),
+   * /metrics (a PodMonitor scrapes the pod IP) and the extra `routes` (the konnectivity echo,
+   * which the API server's pod proxy calls). /conditions and the stream then stay on `address`.
    */
   podAddress?: string;
   stallMs: number;
@@ -58,6 +58,7 @@ export interface EndpointLimits extends ConnectionLimits {
 export const defaultEndpointLimits: EndpointLimits = {
   maxConnections: 64,
   maxPerSource: 16,
+  maxPipelined: 4,
   headersTimeoutMs: 5_000,
   requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
@@ -99,6 +100,7 @@ export class HealthServer {
   private readonly limits: EndpointLimits;
   /** The main listener's port once bound (the configured one may be 0: any free port). */
   private port: number;
+  private metricsInFlight: Promise<{ contentType: string; body: string }> | undefined;
 
   constructor(
     private readonly source: HealthSource,
@@ -113,9 +115,15 @@ export class HealthServer {
   }
 
   /** Connections held and turned away so far, over every listener. */
-  connectionStats(): { open: number; streams: number; evicted: number; refused: number } {
+  connectionStats(): { open: number; streams: number; evicted: number; refused: number; cutOff: number } {
     const sum = (pick: (guard: ConnectionGuard) => number) => this.listeners.reduce((n, l) => n + pick(l.guard), 0);
-    return { open: sum((g) => g.open), streams: this.clients.size, evicted: sum((g) => g.evicted), refused: sum((g) => g.refused) };
+    return {
+      open: sum((g) => g.open),
+      streams: this.clients.size,
+      evicted: sum((g) => g.evicted),
+      refused: sum((g) => g.refused),
+      cutOff: sum((g) => g.cutOff),
+    };
   }
 
   private listener(scope: Scope, address: string) {
@@ -225,6 +233,14 @@ export class HealthServer {
     }
   }
 
+  /** Scrapes that arrive together share one collection: a burst of them costs one. */
+  private collectMetrics(): Promise<{ contentType: string; body: string }> {
+    this.metricsInFlight ??= this.source.metrics().finally(() => {
+      this.metricsInFlight = undefined;
+    });
+    return this.metricsInFlight;
+  }
+
   private bind(server: Server, address: string, port: number, field: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
@@ -265,6 +281,8 @@ export class HealthServer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, scope: Scope): void {
+    // Requests still parsed from the buffer of a connection the guard cut off.
+    if (req.socket.destroyed) return;
     const method = req.method ?? 'GET';
     if (method !== 'GET' && method !== 'HEAD') return this.reply(res, 405, { error: 'read-only endpoint: use GET' }, { Allow: 'GET, HEAD' });
     if (Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding']) {
@@ -293,24 +311,8 @@ export class HealthServer {
         const reasons = this.source.notReadyReasons();
         return reasons.length === 0 ? this.reply(res, 200, { status: 'ready' }) : this.reply(res, 503, { status: 'not ready', reasons });
       }
-    }
-    for (const [prefix, handler] of Object.entries(this.options.routes ?? {})) {
-      if (path.startsWith(prefix)) return handler(req, res, path.slice(prefix.length));
-    }
-    if (scope === 'pod') {
-      return this.reply(res, 404, {
-        error: `this address serves /healthz, /readyz and the konnectivity echo only; /conditions, /metrics and ${streamPath} are on ${this.options.address}:${this.port}`,
-      });
-    }
-    switch (path) {
-      case '/conditions':
-        return this.reply(res, 200, {
-          node: this.source.nodeName,
-          conditions: this.source.conditions().map(renderCondition),
-          probes: Object.fromEntries(this.source.results().map((r) => [r.probe, renderResult(r)])),
-        });
       case '/metrics':
-        this.source.metrics().then(
+        this.collectMetrics().then(
           ({ contentType, body }) => {
             res.writeHead(200, { 'Content-Type': contentType });
             res.end(req.method === 'HEAD' ? undefined : body);
@@ -321,6 +323,22 @@ export class HealthServer {
           },
         );
         return;
+    }
+    for (const [prefix, handler] of Object.entries(this.options.routes ?? {})) {
+      if (path.startsWith(prefix)) return handler(req, res, path.slice(prefix.length));
+    }
+    if (scope === 'pod') {
+      return this.reply(res, 404, {
+        error: `this address serves /healthz, /readyz, /metrics and the konnectivity echo only; /conditions and ${streamPath} are on ${this.options.address}:${this.port}`,
+      });
+    }
+    switch (path) {
+      case '/conditions':
+        return this.reply(res, 200, {
+          node: this.source.nodeName,
+          conditions: this.source.conditions().map(renderCondition),
+          probes: Object.fromEntries(this.source.results().map((r) => [r.probe, renderResult(r)])),
+        });
       case streamPath:
         // Reached without a WebSocket upgrade: say how to connect.
         return this.reply(

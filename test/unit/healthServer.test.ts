@@ -197,15 +197,31 @@ describe('node-local endpoint against bad clients', () => {
   });
 
   it('lets /healthz in while every slot is held by clients that asked and never read the answer', async () => {
-    // 1 MiB answers, pipelined, never read: the socket buffers fill and each answer stays unfinished.
-    const big = { ...condition, message: 'x'.repeat(1024 * 1024) };
+    // 4 MiB answers, pipelined, never read: the socket buffers fill and the answers stay unfinished.
+    const big = { ...condition, message: 'x'.repeat(4 * 1024 * 1024) };
     const port = await start(source({ conditions: () => [big] }), 60_000, { maxConnections: 4, maxPerSource: 4 });
-    const pipelined = 'GET /conditions HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(40);
+    const pipelined = 'GET /conditions HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(4);
     await Promise.all(Array.from({ length: 4 }, () => neverReads(port, pipelined)));
     await until('4 held', () => stats().open === 4);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect((await call(port, '/healthz')).status).toBe(200);
     expect(stats()).toMatchObject({ evicted: 1, refused: 0 });
+  });
+
+  it('cuts off a client that pipelines more requests than the limit, and answers one that stays within it', async () => {
+    let collections = 0;
+    const slowMetrics = async () => {
+      collections += 1;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return { contentType: 'text/plain', body: 'problem_gauge 0\n' };
+    };
+    const port = await start(source({ metrics: slowMetrics }), 60_000, { maxPipelined: 4 });
+    const within = await rawExchange(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3) + 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(within.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(4);
+    // Scrapes that arrive together share one collection.
+    expect(collections).toBe(1);
+    await neverReads(port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(200));
+    await until('the pipelining client cut off', () => stats().cutOff === 1 && stats().open === 0);
   });
 
   it('caps one source before the whole listener, so another client still gets a slot', async () => {
@@ -271,13 +287,14 @@ describe('node-local endpoint against bad clients', () => {
     stalled.terminate();
   });
 
-  it('serves only /healthz, /readyz and the echo on the pod address; conditions, metrics and the stream stay local', async () => {
+  it('serves only /healthz, /readyz, /metrics and the echo on the pod address; conditions and the stream stay local', async () => {
     const port = await start(source(), 60_000, {}, '127.0.0.2');
     const pod = (path: string) => call(port, path, 'GET', undefined, {}, '127.0.0.2');
     expect((await pod('/healthz')).status).toBe(200);
     expect((await pod('/readyz')).status).toBe(200);
+    expect((await pod('/metrics')).body).toBe('problem_gauge 0\n');
     expect((await pod('/echo/abc')).body).toBe('echo abc');
-    for (const path of ['/conditions', '/metrics', '/stream']) {
+    for (const path of ['/conditions', '/stream']) {
       const res = await pod(path);
       expect(res.status).toBe(404);
       expect(JSON.parse(res.body).error).toContain(`are on 127.0.0.1:${port}`);
