@@ -145,7 +145,7 @@ const server = z
     port: z.number().int().min(0).max(65_535).default(20258),
     /**
      * A second listener on the same port with only what others must reach (/healthz, /readyz,
-     * the konnectivity echo): the pod's IP, from POD_IP (downward API status.podIP).
+     * /metrics, the konnectivity echo): the pod's IP, from POD_IP (downward API status.podIP).
      */
     podAddress: ipLiteral.optional(),
     /** /healthz fails when no probe has completed a sample for this long (see stallCoversIntervals). */
