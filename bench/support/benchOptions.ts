@@ -13,9 +13,12 @@ export interface BenchOptions {
   trials?: number;
   /** Node counts, when given (controller scale). */
   nodes?: number[];
+  /** Benchmarks to run, by name (`npm run bench -- endpointSoak`); empty: all (all.ts). */
+  names: string[];
 }
 
-export const benchUsage = `Flags (each benchmark uses those that concern it):
+export const benchUsage = `Usage: npm run bench -- [NAME...] [flags]   (NAMEs: run only these benchmarks; default all)
+Flags (each benchmark uses those that concern it):
   --quick            short runs, few trials: checks that the benchmark works, figures are rough
   --duration D       footprint run length: 600, 90s, 10m (default 10m; 60s with --quick)
   --trials N         detection-latency trials per fault (default 20; 5 with --quick)
@@ -41,9 +44,9 @@ function positiveInt(flag: string, text: string): number {
 }
 
 export function parseBenchOptions(argv: readonly string[]): BenchOptions {
-  let values;
+  let parsed;
   try {
-    values = parseArgs({
+    parsed = parseArgs({
       args: [...argv],
       options: {
         quick: { type: 'boolean', default: false },
@@ -52,11 +55,14 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         nodes: { type: 'string' },
       },
       strict: true,
-    }).values;
+      allowPositionals: true,
+    });
   } catch (err) {
     throw new BenchUsageError((err as Error).message);
   }
+  const { values, positionals } = parsed;
   return {
+    names: positionals,
     quick: values.quick,
     durationSeconds: values.duration === undefined ? undefined : parseDuration(values.duration),
     trials: values.trials === undefined ? undefined : positiveInt('--trials', values.trials),
