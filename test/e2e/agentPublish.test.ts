@@ -271,6 +271,27 @@ describe('agent in a cluster, as its ServiceAccount', () => {
     expect(eventsAfter.trim().split('\n').sort()).toEqual(eventsBefore.trim().split('\n').sort());
   });
 
+  it('a probe that cannot read /proc shows Unknown ProbeReadError on the Node, naming the file, never True', async () => {
+    const node = 'e2e-publish-procroot';
+    await createNode(node);
+    // A wrong procRoot, as a DaemonSet with a bad mount would run it.
+    const missing = join(work, 'no-such-proc');
+    const config = await agentConfig(node, { probes: { memory: { intervalSeconds: 1, failureThreshold: threshold, recoveryThreshold: threshold } } });
+    agent = AgentProcess.start(work, node, { ...config, procRoot: missing });
+    const c = await eventually(
+      'MemoryPressureProblem to turn Unknown',
+      async () => {
+        const found = await condition(node, 'MemoryPressureProblem');
+        return found?.status === 'Unknown' ? found : undefined;
+      },
+      detectionBoundMs + 5000,
+      agent,
+    );
+    expect(c).toMatchObject({ reason: 'ProbeReadError' });
+    expect(c.message).toContain(`cannot use ${join(missing, 'meminfo')}`);
+    expect(await condition(node, 'CPUPressureProblem')).toMatchObject({ status: 'Unknown', reason: 'ProbeReadError' });
+  });
+
   it("switching a probe off removes the condition it owned and leaves everyone else's", async () => {
     const node = 'e2e-publish-disable';
     await createNode(node);
