@@ -5,14 +5,16 @@ import type { Logger } from 'pino';
 import { keys } from '../common/contract.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
 import { decide, type RemediationDecision, type SkipRule } from './decide.js';
-import { summariseFleet, type FleetEntry, type FleetSummary } from './fleet.js';
+import { FleetIndex, nodeContribution, type Contribution } from './fleet.js';
 import { parseFleetMemory, serializeFleetMemory } from './fleetMemory.js';
 import { Informer } from './informer.js';
 import { PlatformEventTrust, platformEventWatches } from './platformEvents.js';
+import { slimNode, type SlimKeep } from './slimNode.js';
 import type { ControllerMetrics } from './metrics.js';
 import { readNode, type NodeFacts, type NodeMemory } from './nodeHealth.js';
 import { NodeWriter, describeApiError, type WriteResult } from './nodeWrites.js';
 import type { RemediationProvider } from './providers/provider.js';
+import { WorkQueue } from './workQueue.js';
 import type { QuarantineDecision } from './quarantine.js';
 import {
   heldBackEvent,
@@ -83,9 +85,12 @@ export class ControllerLoop {
   private readonly running = new Map<string, Promise<void>>();
   private readonly heldBack = new Map<string, string>();
   private readonly unreadableLogged = new Map<string, string>();
-  private fleet: FleetSummary | undefined;
-  private passing = false;
-  private wake: (() => void) | undefined;
+  /** Nodes to reconcile, one at a time, while leading. */
+  private readonly queue = new WorkQueue();
+  /** The fleet's counts, kept node by node while leading. */
+  private index: FleetIndex | undefined;
+  private readonly blockedBy = new Map<string, SkipRule>();
+  private leading: AbortSignal | undefined;
   private freshness: NodeJS.Timeout | undefined;
   /** Whether the caches were too stale to act on at the last look. */
   private blind = false;
@@ -93,6 +98,8 @@ export class ControllerLoop {
   private blindUntil: number | undefined;
   private readonly now: () => number;
   private readonly instance: string;
+  /** What the Node cache keeps of each Node: the labels, annotations and conditions decisions read. */
+  private readonly keep: SlimKeep;
 
   constructor(
     kubeConfig: KubeConfig,
@@ -100,6 +107,12 @@ export class ControllerLoop {
   ) {
     this.now = deps.now ?? Date.now;
     this.instance = deps.instance ?? hostname();
+    const { config } = deps;
+    this.keep = {
+      labels: new Set([config.optOut.key, config.needsHumanLabel, 'kubernetes.io/os']),
+      annotations: new Set([config.stateAnnotation, config.optOut.key, keys.readySeen]),
+      conditions: new Set([...config.detection.agentConditions.map((c) => c.type), ...config.quarantine.conditions]),
+    };
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.writer = new NodeWriter(this.core);
     const watch = new Watch(kubeConfig);
@@ -118,7 +131,7 @@ export class ControllerLoop {
       list: (page) => this.core.listNode({ labelSelector, limit: page.limit, _continue: page.continue }),
       ...(labelSelector ? { watchParams: { labelSelector } } : {}),
       key: (node) => node.metadata?.name,
-      transform: (node) => node,
+      transform: (node) => slimNode(node, this.keep),
       resourceVersion: (node) => node.metadata?.resourceVersion,
       onError: onError('nodes'),
       now: this.now,
@@ -188,105 +201,173 @@ export class ControllerLoop {
       this.blind = false;
       this.blindUntil = this.now();
       this.deps.log.info('cache is current again; node heartbeats are timed from now');
+      if (this.leading) for (const name of this.nodes.keys()) this.queue.add(name);
     }
     return why;
   }
 
-  /** Runs passes until `leadership` aborts. Provider calls under way are aborted with it. */
+  /**
+   * Reconciles Nodes one at a time from the work queue until `leadership` aborts: every Node
+   * once at the start (the first full pass), then a Node when it changes, when a decision
+   * said when to look again, or when the resync reaches it. Provider calls under way are
+   * aborted with the leadership.
+   */
   async lead(leadership: AbortSignal): Promise<void> {
     const { log, config } = this.deps;
-    log.info({ provider: this.deps.provider.name }, 'leading: remediation passes start');
-    this.fleet = undefined;
-    while (!leadership.aborted) {
-      try {
-        await this.pass(leadership);
-      } catch (err) {
-        log.error({ err: describeApiError(err) }, 'remediation pass failed; retrying at the next one');
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, config.passIntervalSeconds * 1000);
-        this.wake = done;
-        leadership.addEventListener('abort', done, { once: true });
-        function done() {
-          clearTimeout(timer);
-          leadership.removeEventListener('abort', done);
-          resolve();
-        }
-      });
-      this.wake = undefined;
-    }
-    log.warn({ reason: String(leadership.reason) }, 'no longer leading: remediation passes stop');
-  }
-
-  /** One decision for every Node. Exposed for tests that drive passes themselves. */
-  async pass(leadership: AbortSignal): Promise<void> {
-    if (this.passing) return;
-    this.passing = true;
-    try {
-      await this.passOnce(leadership);
-    } finally {
-      this.passing = false;
-    }
-  }
-
-  private async passOnce(leadership: AbortSignal): Promise<void> {
-    const { config, metrics, log } = this.deps;
-    if (this.whyNotCurrent() !== undefined) return;
+    log.info({ provider: this.deps.provider.name }, 'leading: remediation starts');
+    this.leading = leadership;
     const now = this.now();
-    const observed: Array<FleetEntry & { node: V1Node }> = [];
-    for (const node of this.currentNodes(now)) {
-      const name = node.metadata?.name ?? '';
-      const reading = readNode(node, {
-        now,
-        memory: this.memory.get(node.metadata?.uid || name),
-        platformRemediationAt: this.platformEvents.get(name),
-        readySeenAnnotation: keys.readySeen,
-        conditionHeartbeatMs: config.detection.agentHeartbeatSeconds * 1000,
-        blindUntil: this.blindUntil,
-      });
-      if (!reading.ok) {
-        log.warn({ node: name, error: reading.error }, 'ignoring a Node object that cannot be read');
-        continue;
-      }
-      this.memory.set(reading.facts.uid || name, reading.memory);
-      const annotation = reading.facts.annotations[config.stateAnnotation];
-      observed.push({ node, facts: reading.facts, state: parseRemediationState(annotation) });
+    this.index = new FleetIndex(config, { ...parseFleetMemory(this.deps.leaseAnnotations()[keys.fleetMemory], now), breakerOpen: false });
+    this.blockedBy.clear();
+    const contributions: Array<[string, Contribution]> = [];
+    for (const name of this.nodes.keys()) {
+      const observed = this.observe(name, now);
+      if (observed) contributions.push([name, nodeContribution(observed.facts, observed.state, now, config)]);
     }
-    const paused = this.deps.leaseAnnotations()[config.pauseAnnotation] === 'true';
-    // A new leader starts from the storm memory its predecessor left on the Lease.
-    const previous = this.fleet ?? { ...parseFleetMemory(this.deps.leaseAnnotations()[keys.fleetMemory], now), breakerOpen: false };
-    const fleet = summariseFleet(observed, now, config, previous, paused);
-    if (fleet.breakerOpen !== (this.fleet?.breakerOpen ?? false)) {
-      log.warn({ unhealthy: fleet.unhealthy, nodes: fleet.nodes, open: fleet.breakerOpen }, fleet.breakerOpen ? 'circuit breaker open' : 'circuit breaker closed');
-    }
-    if (fleet.stormEndedAt !== previous.stormEndedAt) {
-      this.deps.remember?.(keys.fleetMemory, serializeFleetMemory({ stormEndedAt: fleet.stormEndedAt }));
-    }
-    this.fleet = fleet;
-    metrics.observeFleet(fleet);
-    // Starts made during this pass count against the limits for the nodes after them.
-    const live = { ...fleet };
-    const blocked = new Map<SkipRule, number>();
-    for (const entry of observed) {
-      if (leadership.aborted || !this.deps.isLeader() || !this.isCurrent()) return;
-      const { facts, state } = entry;
-      let node = entry.node;
-      if (facts.everReady && facts.ready !== 'True' && facts.annotations[keys.readySeen] === undefined) {
-        node = (await this.markReadySeen(node)) ?? node;
-      }
-      const { remediation, quarantine } = decide(facts, state, live, now, config);
-      if (!this.running.has(facts.name)) {
-        if (state?.phase === 'started') {
-          // A step with no recorded outcome that nobody here is running: its leader died mid-call.
-          this.resume(facts, state, leadership);
-        } else {
-          if (remediation.kind === 'skip') blocked.set(remediation.rule, (blocked.get(remediation.rule) ?? 0) + 1);
-          node = (await this.applyRemediation(node, facts, state, remediation, live, leadership)) ?? node;
+    this.noteBreaker(this.index.load(contributions, now), now);
+    this.deps.metrics.observeFleet(this.index.summary(this.paused()));
+    for (const name of this.nodes.keys()) this.queue.add(name);
+    const resync = this.startResync(leadership);
+    try {
+      for (;;) {
+        const name = await this.queue.get(leadership);
+        if (name === undefined) break;
+        try {
+          await this.reconcile(name, leadership);
+          this.queue.forget(name);
+        } catch (err) {
+          const delay = this.queue.addRateLimited(name);
+          log.error({ node: name, err: describeApiError(err), retryInMs: delay }, 'reconcile failed; retrying this node with backoff');
+        } finally {
+          this.queue.done(name);
         }
       }
-      await this.applyQuarantine(node, facts, quarantine);
+    } finally {
+      clearInterval(resync);
+      this.queue.clear();
+      this.leading = undefined;
+      this.index = undefined;
     }
-    metrics.observeBlocked(blocked);
+    log.warn({ reason: String(leadership.reason) }, 'no longer leading: remediation stops');
+  }
+
+  /** Every Node again within passIntervalSeconds, a slice each second, so no node is forgotten. */
+  private startResync(leadership: AbortSignal): NodeJS.Timeout {
+    const periodMs = this.deps.config.passIntervalSeconds * 1000;
+    const tickMs = Math.min(1000, periodMs);
+    let cursor = this.nodes.keys();
+    let lists = this.nodes.stats.lists;
+    const timer = setInterval(() => {
+      if (leadership.aborted) return;
+      // A relist replaced the store: walk the new one.
+      if (this.nodes.stats.lists !== lists) {
+        lists = this.nodes.stats.lists;
+        cursor = this.nodes.keys();
+      }
+      let budget = Math.ceil((this.nodes.size * tickMs) / periodMs);
+      while (budget-- > 0) {
+        let next = cursor.next();
+        if (next.done) {
+          cursor = this.nodes.keys();
+          next = cursor.next();
+          if (next.done) return;
+        }
+        this.queue.add(next.value);
+      }
+    }, tickMs);
+    timer.unref();
+    return timer;
+  }
+
+  /** The facts and stored state of one cached Node, read as decisions read them. */
+  private observe(name: string, now: number): { node: V1Node; facts: NodeFacts; state: StoredState } | undefined {
+    const node = this.currentNode(name, now);
+    if (!node) return undefined;
+    const { config, log } = this.deps;
+    const reading = readNode(node, {
+      now,
+      memory: this.memory.get(node.metadata?.uid || name),
+      platformRemediationAt: this.platformEvents.get(name),
+      readySeenAnnotation: keys.readySeen,
+      conditionHeartbeatMs: config.detection.agentHeartbeatSeconds * 1000,
+      blindUntil: this.blindUntil,
+    });
+    if (!reading.ok) {
+      log.warn({ node: name, error: reading.error }, 'ignoring a Node object that cannot be read');
+      return undefined;
+    }
+    return { node, facts: reading.facts, state: parseRemediationState(reading.facts.annotations[config.stateAnnotation]) };
+  }
+
+  private paused(): boolean {
+    return this.deps.leaseAnnotations()[this.deps.config.pauseAnnotation] === 'true';
+  }
+
+  /** One Node: decide, write, act; then say when to look at it again. */
+  private async reconcile(name: string, leadership: AbortSignal): Promise<void> {
+    const index = this.index;
+    if (!index || leadership.aborted || !this.deps.isLeader() || !this.isCurrent()) return;
+    const { config, metrics } = this.deps;
+    const now = this.now();
+    const observed = this.observe(name, now);
+    if (!observed) {
+      this.noteBreaker(index.delete(name, now), now);
+      return;
+    }
+    const { facts, state } = observed;
+    let node = observed.node;
+    this.noteBreaker(index.set(name, nodeContribution(facts, state, now, config), now), now);
+    if (facts.everReady && facts.ready !== 'True' && facts.annotations[keys.readySeen] === undefined) {
+      node = (await this.markReadySeen(node)) ?? node;
+    }
+    const fleet = index.summary(this.paused());
+    const { remediation, quarantine } = decide(facts, state, fleet, now, config);
+    if (!this.running.has(name)) {
+      if (state?.phase === 'started') {
+        // A step with no recorded outcome that nobody here is running: its leader died mid-call.
+        this.resume(facts, state, leadership);
+      } else {
+        this.noteBlocked(name, remediation.kind === 'skip' ? remediation.rule : undefined);
+        const written = await this.applyRemediation(node, facts, state, remediation, leadership);
+        if (written) {
+          node = written;
+          const after = this.observe(name, this.now());
+          if (after) this.noteBreaker(index.set(name, nodeContribution(after.facts, after.state, this.now(), config), this.now()), this.now());
+        }
+      }
+    }
+    await this.applyQuarantine(node, facts, quarantine);
+    metrics.observeFleet(index.summary(this.paused()));
+    this.requeue(name, remediation, now);
+  }
+
+  /** When to look at a Node again without any change to it: what the decision said, else the resync. */
+  private requeue(name: string, decision: RemediationDecision, now: number): void {
+    const until = 'until' in decision ? decision.until : undefined;
+    if (until !== undefined) this.queue.addAfter(name, Math.max(0, until - now) + 1);
+    else if (decision.kind === 'skip') this.queue.addAfter(name, this.deps.config.passIntervalSeconds * 1000);
+  }
+
+  /** Logs breaker moves, persists the storm end, and lets held-back nodes try again when it closes. */
+  private noteBreaker(move: 'opened' | 'closed' | undefined, now: number): void {
+    if (!move || !this.index) return;
+    const fleet = this.index.summary(this.paused());
+    this.deps.log.warn({ unhealthy: fleet.unhealthy, nodes: fleet.nodes, open: fleet.breakerOpen }, move === 'opened' ? 'circuit breaker open' : 'circuit breaker closed');
+    if (move === 'closed') {
+      this.deps.remember?.(keys.fleetMemory, serializeFleetMemory({ stormEndedAt: now }));
+      for (const name of this.blockedBy.keys()) this.queue.add(name);
+    }
+  }
+
+  /** Which rule holds each node back, kept as the decisions come, for the blocked-nodes gauge. */
+  private noteBlocked(name: string, rule: SkipRule | undefined): void {
+    const before = this.blockedBy.get(name);
+    if (before === rule) return;
+    if (rule === undefined) this.blockedBy.delete(name);
+    else this.blockedBy.set(name, rule);
+    const counts = new Map<SkipRule, number>();
+    for (const r of this.blockedBy.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
+    this.deps.metrics.observeBlocked(counts);
   }
 
   /** Notes on the Node that it was Ready once, so no later replica takes it for a never-ready node. */
@@ -300,7 +381,6 @@ export class ControllerLoop {
     facts: NodeFacts,
     state: StoredState,
     decision: RemediationDecision,
-    live: FleetSummary,
     leadership: AbortSignal,
   ): Promise<V1Node | undefined> {
     const { config, metrics, log } = this.deps;
@@ -351,8 +431,6 @@ export class ControllerLoop {
         if (leadership.aborted || !this.deps.isLeader()) return undefined;
         const written = await this.writeState(node, decision.state);
         if (!written) return undefined;
-        if (!state || state.phase === 'recovered') live.inFlight += 1;
-        live.lastStartAt = this.now();
         if (decision.stillUnhealthyAfter) metrics.stepFailed(decision.stillUnhealthyAfter, 'still_unhealthy');
         metrics.stepStarted(decision.step, this.deps.provider.name);
         const dryRun = this.deps.provider.name === 'dry-run';
@@ -371,7 +449,13 @@ export class ControllerLoop {
   }
 
   private track(name: string, run: Promise<void>): void {
-    this.running.set(name, run.finally(() => this.running.delete(name)));
+    this.running.set(
+      name,
+      run.finally(() => {
+        this.running.delete(name);
+        if (this.leading) this.queue.add(name);
+      }),
+    );
   }
 
   /**
@@ -468,7 +552,7 @@ export class ControllerLoop {
       // The watch may deliver our write before the patch response arrives: then the informer's
       // copy is already as new as ours, or newer, and must not be hidden behind it.
       const version = result.node.metadata?.resourceVersion ?? '';
-      if (!this.delivered.get(name)?.includes(version)) this.overlay.set(name, { node: result.node, at: this.now() });
+      if (!this.delivered.get(name)?.includes(version)) this.overlay.set(name, { node: slimNode(result.node, this.keep), at: this.now() });
       return true;
     }
     // Our own copy is what went stale (the watch may have shown our write before we kept it).
@@ -478,17 +562,16 @@ export class ControllerLoop {
     return false;
   }
 
-  private currentNodes(now: number): V1Node[] {
-    return this.nodes.list().map((node) => {
-      const name = node.metadata?.name ?? '';
-      const ours = this.overlay.get(name);
-      if (!ours) return node;
-      if (now - ours.at > overlayTtlMs || node.metadata?.resourceVersion === ours.node.metadata?.resourceVersion) {
-        this.overlay.delete(name);
-        return node;
-      }
-      return ours.node;
-    });
+  /** The Node as we last know it: our own write until the informer has caught up with it. */
+  private currentNode(name: string, now: number): V1Node | undefined {
+    const cached = this.nodes.get(name);
+    const ours = this.overlay.get(name);
+    if (!ours) return cached;
+    if (!cached || now - ours.at > overlayTtlMs || cached.metadata?.resourceVersion === ours.node.metadata?.resourceVersion) {
+      this.overlay.delete(name);
+      return cached;
+    }
+    return ours.node;
   }
 
   private onNodeChange(node: V1Node): void {
@@ -502,7 +585,7 @@ export class ControllerLoop {
     this.delivered.set(name, [...(this.delivered.get(name) ?? []), version].slice(-8));
     const ours = this.overlay.get(name);
     if (ours && ours.node.metadata?.resourceVersion === version) this.overlay.delete(name);
-    this.wake?.();
+    if (this.leading) this.queue.add(name);
   }
 
   private forget(node: V1Node): void {
@@ -513,6 +596,9 @@ export class ControllerLoop {
     this.unreadableLogged.delete(name);
     this.platformEvents.delete(name);
     this.memory.delete(node.metadata?.uid || name);
+    this.noteBlocked(name, undefined);
+    // The queue hands the name out once more; reconcile finds it gone and drops it from the index.
+    if (this.leading) this.queue.add(name);
   }
 
   private onPlatformEvent(event: CoreV1Event): void {

@@ -30,8 +30,8 @@ export type SkipRule =
   | 'min-spacing';
 
 export type RemediationDecision =
-  /** Nothing to do: healthy, or not unhealthy for long enough yet. */
-  | { kind: 'none'; why: string }
+  /** Nothing to do: healthy, or not unhealthy for long enough yet (`until`: when that changes, if known). */
+  | { kind: 'none'; why: string; until?: number }
   /** A step is running or the node has time to recover; nothing to do before `until`. */
   | { kind: 'wait'; why: string; until: number }
   /**
@@ -46,10 +46,10 @@ export type RemediationDecision =
   | { kind: 'needs-human'; why: string; state: RemediationState; stillUnhealthyAfter?: Step }
   /** Clear the stored state. */
   | { kind: 'reset'; why: string }
-  /** Another remediator (the platform) is working on this node. */
-  | { kind: 'defer'; why: string }
-  /** Something should be done but a rule forbids it now. */
-  | { kind: 'skip'; rule: SkipRule; why: string };
+  /** Another remediator (the platform) is working on this node, until `until`. */
+  | { kind: 'defer'; why: string; until: number }
+  /** Something should be done but a rule forbids it now (`until`: when the rule lets go, if it is a matter of time). */
+  | { kind: 'skip'; rule: SkipRule; why: string; until?: number };
 
 export interface Decision {
   remediation: RemediationDecision;
@@ -250,6 +250,7 @@ function blockingRule(ctx: Context): RemediationDecision | undefined {
       why: `the platform is remediating this node (its event at ${iso(node.platformRemediationAt)}); deferring until ${iso(
         node.platformRemediationAt + platformWindow,
       )} so two remediators never act on one node`,
+      until: node.platformRemediationAt + platformWindow,
     };
   }
   const breaker = evaluateBreaker(fleet.nodes, fleet.unhealthy, config.safety.circuitBreaker);
@@ -257,7 +258,7 @@ function blockingRule(ctx: Context): RemediationDecision | undefined {
   // The cooldown holds back new sequences only: a ladder under way would lose its hour to it.
   const cooldownEnds = (fleet.stormEndedAt ?? -Infinity) + config.safety.stormCooldownSeconds * 1000;
   if (state === undefined && now < cooldownEnds) {
-    return { kind: 'skip', rule: 'storm-cooldown', why: `cooling down after an unhealthy-node storm until ${iso(cooldownEnds)}` };
+    return { kind: 'skip', rule: 'storm-cooldown', why: `cooling down after an unhealthy-node storm until ${iso(cooldownEnds)}`, until: cooldownEnds };
   }
   const othersInFlight = fleet.inFlight - (isInFlight(state) ? 1 : 0);
   if (!isInFlight(state) && othersInFlight >= config.safety.maxInFlight) {
@@ -269,7 +270,12 @@ function blockingRule(ctx: Context): RemediationDecision | undefined {
   }
   const spacingEnds = (fleet.lastStartAt ?? -Infinity) + config.safety.minStartSpacingSeconds * 1000;
   if (now < spacingEnds) {
-    return { kind: 'skip', rule: 'min-spacing', why: `last step started at ${iso(fleet.lastStartAt ?? 0)}; next start allowed at ${iso(spacingEnds)}` };
+    return {
+      kind: 'skip',
+      rule: 'min-spacing',
+      why: `last step started at ${iso(fleet.lastStartAt ?? 0)}; next start allowed at ${iso(spacingEnds)}`,
+      until: spacingEnds,
+    };
   }
   return undefined;
 }
@@ -283,6 +289,7 @@ function notYetEligible(ctx: Context): RemediationDecision | undefined {
     return {
       kind: 'none',
       why: `${health.why} for ${formatDuration(now - health.since)}; unhealthy at ${iso(health.unhealthyAt)}, remediation from ${iso(startsAt)}`,
+      until: health.unhealthyAt,
     };
   }
   if (now < startsAt) {
@@ -291,6 +298,7 @@ function notYetEligible(ctx: Context): RemediationDecision | undefined {
       why: `unhealthy (${health.why}) for ${formatDuration(now - health.unhealthyAt)}; remediation starts after ${formatDuration(
         config.detection.remediateAfterSeconds * 1000,
       )}`,
+      until: startsAt,
     };
   }
   return undefined;

@@ -35,6 +35,113 @@ export interface FleetEntry {
   state: StoredState;
 }
 
+/** What one node adds to the fleet's counts. */
+export interface Contribution {
+  /** Counted by the circuit breaker: ever Ready (or with a ladder state) and not leaving. */
+  counted: boolean;
+  unhealthy: boolean;
+  quarantineWanted: boolean;
+  inFlight: boolean;
+  /** Its last step start (epoch ms). */
+  startedAt?: number;
+}
+
+export function nodeContribution(facts: NodeFacts, state: StoredState, now: number, config: ControllerConfig): Contribution {
+  const leaving = isLeaving(facts);
+  // A node with a ladder state was Ready once, even if this replica never saw it so.
+  const counted = !leaving && (facts.everReady || state !== undefined);
+  const c: Contribution = {
+    counted,
+    unhealthy: counted && assessHealth(facts, now, config.detection).state === 'unhealthy',
+    quarantineWanted:
+      counted && config.quarantine.conditions.some((type) => facts.conditions.some((x) => x.type === type && x.status === 'True')),
+    inFlight: isInFlight(state) && !leaving,
+  };
+  if (state !== undefined && state.phase !== 'unreadable') c.startedAt = state.stepStartedAt;
+  return c;
+}
+
+/**
+ * The fleet's counts kept up to date one node at a time, so a change to one node costs O(1)
+ * rather than a scan of the fleet. It also follows the breaker: when it closes, the storm ends.
+ */
+export class FleetIndex {
+  private readonly byNode = new Map<string, Contribution>();
+  private nodes = 0;
+  private unhealthy = 0;
+  private quarantineWanted = 0;
+  private inFlight = 0;
+  private lastStartAt: number | undefined;
+  private breakerOpen: boolean;
+  private stormEndedAt: number | undefined;
+
+  constructor(
+    private readonly config: ControllerConfig,
+    previous?: Pick<FleetSummary, 'breakerOpen' | 'stormEndedAt' | 'lastStartAt'>,
+  ) {
+    this.breakerOpen = previous?.breakerOpen ?? false;
+    this.stormEndedAt = previous?.stormEndedAt;
+    this.lastStartAt = previous?.lastStartAt;
+  }
+
+  /** Replaces one node's contribution; returns how the breaker moved, if it did. */
+  set(name: string, contribution: Contribution, now: number): 'opened' | 'closed' | undefined {
+    this.put(name, contribution);
+    return this.follow(now);
+  }
+
+  /** Many nodes at once (a new leader's first look): the breaker is judged once, on the whole. */
+  load(contributions: Iterable<[string, Contribution]>, now: number): 'opened' | 'closed' | undefined {
+    for (const [name, c] of contributions) this.put(name, c);
+    return this.follow(now);
+  }
+
+  delete(name: string, now: number): 'opened' | 'closed' | undefined {
+    this.apply(this.byNode.get(name), -1);
+    this.byNode.delete(name);
+    return this.follow(now);
+  }
+
+  summary(paused: boolean): FleetSummary {
+    const s: FleetSummary = {
+      nodes: this.nodes,
+      unhealthy: this.unhealthy,
+      quarantineWanted: this.quarantineWanted,
+      inFlight: this.inFlight,
+      breakerOpen: this.breakerOpen,
+      paused,
+    };
+    if (this.lastStartAt !== undefined) s.lastStartAt = this.lastStartAt;
+    if (this.stormEndedAt !== undefined) s.stormEndedAt = this.stormEndedAt;
+    return s;
+  }
+
+  private put(name: string, contribution: Contribution): void {
+    this.apply(this.byNode.get(name), -1);
+    this.byNode.set(name, contribution);
+    this.apply(contribution, 1);
+    if (contribution.startedAt !== undefined) this.lastStartAt = Math.max(this.lastStartAt ?? 0, contribution.startedAt);
+  }
+
+  private apply(c: Contribution | undefined, sign: 1 | -1): void {
+    if (!c) return;
+    if (c.counted) this.nodes += sign;
+    if (c.unhealthy) this.unhealthy += sign;
+    if (c.quarantineWanted) this.quarantineWanted += sign;
+    if (c.inFlight) this.inFlight += sign;
+  }
+
+  private follow(now: number): 'opened' | 'closed' | undefined {
+    const open = evaluateBreaker(this.nodes, this.unhealthy, this.config.safety.circuitBreaker).open;
+    if (open === this.breakerOpen) return undefined;
+    this.breakerOpen = open;
+    if (open) return 'opened';
+    this.stormEndedAt = now;
+    return 'closed';
+  }
+}
+
+/** The whole fleet at once: what the index holds after every node was set (for tests and one-off summaries). */
 export function summariseFleet(
   entries: Iterable<FleetEntry>,
   now: number,
@@ -42,28 +149,8 @@ export function summariseFleet(
   previous: Pick<FleetSummary, 'breakerOpen' | 'stormEndedAt' | 'lastStartAt'> | undefined,
   paused: boolean,
 ): FleetSummary {
-  let nodes = 0;
-  let unhealthy = 0;
-  let quarantineWanted = 0;
-  let inFlight = 0;
-  let lastStartAt = previous?.lastStartAt;
-  for (const { facts, state } of entries) {
-    if (isInFlight(state) && !isLeaving(facts)) inFlight += 1;
-    if (state !== undefined && state.phase !== 'unreadable') {
-      lastStartAt = Math.max(lastStartAt ?? 0, state.stepStartedAt);
-    }
-    // A node with a ladder state was Ready once, even if this replica never saw it so.
-    if (isLeaving(facts) || (!facts.everReady && state === undefined)) continue;
-    nodes += 1;
-    if (assessHealth(facts, now, config.detection).state === 'unhealthy') unhealthy += 1;
-    if (config.quarantine.conditions.some((type) => facts.conditions.some((c) => c.type === type && c.status === 'True'))) {
-      quarantineWanted += 1;
-    }
-  }
-  const breakerOpen = evaluateBreaker(nodes, unhealthy, config.safety.circuitBreaker).open;
-  const summary: FleetSummary = { nodes, unhealthy, quarantineWanted, inFlight, breakerOpen, paused };
-  if (lastStartAt !== undefined) summary.lastStartAt = lastStartAt;
-  const stormEndedAt = previous?.breakerOpen && !breakerOpen ? now : previous?.stormEndedAt;
-  if (stormEndedAt !== undefined) summary.stormEndedAt = stormEndedAt;
-  return summary;
+  const index = new FleetIndex(config, previous);
+  const contributions = [...entries].map(({ facts, state }, i): [string, Contribution] => [`${i}/${facts.name}`, nodeContribution(facts, state, now, config)]);
+  index.load(contributions, now);
+  return index.summary(paused);
 }

@@ -119,6 +119,11 @@ export class Informer<T, S> {
     return [...this.store.values()];
   }
 
+  /** The cached keys, without copying them. */
+  keys(): IterableIterator<string> {
+    return this.store.keys();
+  }
+
   get size(): number {
     return this.store.size;
   }
