@@ -62,7 +62,8 @@ beforeAll(async () => {
   agent = AgentProcess.start(work, 'agent', {
     nodeName: node,
     kubeconfig,
-    server: { address: network.hostAddress, port },
+    // As the DaemonSet runs it: the full endpoint on loopback, the pod IP listener for the API server.
+    server: { address: '127.0.0.1', podAddress: network.hostAddress, port },
     publish: { enabled: true, backoffMaxSeconds: 2 },
     probes: onlyProbes({
       konnectivity: { intervalSeconds: 1, failureThreshold: 2, recoveryThreshold: 2, timeoutMs: 900, deploymentCacheSeconds: 1, podName: pod, podNamespace: 'nodepulse' },

@@ -164,9 +164,11 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
     expect(health?.containerPort).toBe(agentConfig.server.port);
     expect(agentContainer.livenessProbe?.httpGet).toMatchObject({ path: '/healthz', port: 'health' });
     expect(agentContainer.readinessProbe?.httpGet).toMatchObject({ path: '/readyz', port: 'health' });
-    // Reachable through the API server's pod proxy at the node's address.
+    // Reachable through the API server's pod proxy at the node's address (server.podAddress from
+    // POD_IP); the rest of the endpoint stays on the node's loopback.
     expect(agent.spec?.template.spec?.hostNetwork).toBe(true);
-    expect(agentConfig.server.address).toBe('0.0.0.0');
+    expect(agentConfig.server.address).toBe('127.0.0.1');
+    expect(agentContainer.env?.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
     expect(agentConfig.publish.enabled).toBe(true);
     expect(agentConfig.probes.konnectivity.enabled).toBe(true);
   });
