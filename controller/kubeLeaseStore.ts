@@ -1,34 +1,71 @@
-import { ApiException, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
-import { LeaseConflict, type LeaseRecord, type LeaseSnapshot, type LeaseStore } from './leaderElection.js';
+import { ApiException, Observable, type ConfigurationOptions, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import { LeaseConflict, LeaseInvalid, type LeaseRecord, type LeaseSnapshot, type LeaseStore } from './leaderElection.js';
+import { describeApiError } from './nodeWrites.js';
 
 /**
  * The leader Lease on the API server. Writes replace the whole object with the
  * resourceVersion that was read, so a concurrent writer makes ours fail with 409 Conflict.
+ * Every call is cancelled when its signal aborts: the request itself is torn down, so a
+ * renewal we gave up on cannot land later and be taken for a success.
  */
 export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: string): LeaseStore {
+  // The object as last read or written: the base of the next replace, so it keeps the
+  // annotations (the pause switch) and labels others put there.
+  let last: V1Lease | undefined;
   return {
-    async read() {
+    async read(signal) {
       try {
-        return snapshot(await api.readNamespacedLease({ name, namespace }));
+        last = await api.readNamespacedLease({ name, namespace }, abortable(signal));
+        return snapshot(last);
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return undefined;
-        throw err;
+        if (!(err instanceof ApiException && err.code === 404)) throw err;
+        last = undefined;
+        return undefined;
       }
     },
-    async write(record, resourceVersion) {
+    async write(record, annotations, resourceVersion, signal) {
       try {
         if (resourceVersion === undefined) {
-          return snapshot(await api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec: spec(record) } }));
+          const body: V1Lease = { metadata: { name, namespace, annotations }, spec: spec(record) };
+          last = await api.createNamespacedLease({ namespace, body }, abortable(signal));
+        } else {
+          // A newer version than the caller's has been seen: the server would refuse it too.
+          if (last?.metadata?.resourceVersion !== resourceVersion) throw new LeaseConflict(`lease ${namespace}/${name} changed since it was read`);
+          const body: V1Lease = {
+            ...last,
+            metadata: { ...last.metadata, annotations: { ...last.metadata.annotations, ...annotations } },
+            spec: spec(record),
+          };
+          last = await api.replaceNamespacedLease({ name, namespace, body }, abortable(signal));
         }
-        // Read-modify-write keeps annotations (the pause switch) and labels others put there.
-        const current = await api.readNamespacedLease({ name, namespace });
-        const body: V1Lease = { ...current, metadata: { ...current.metadata, resourceVersion }, spec: spec(record) };
-        return snapshot(await api.replaceNamespacedLease({ name, namespace, body }));
+        return snapshot(last);
       } catch (err) {
         if (err instanceof ApiException && (err.code === 409 || err.code === 404)) throw new LeaseConflict(`lease ${namespace}/${name} changed under us`);
+        if (err instanceof ApiException && err.code === 422) throw new LeaseInvalid(`lease ${namespace}/${name} refused: ${describeApiError(err)}`);
         throw err;
       }
     },
+  };
+}
+
+/**
+ * Per-call options that hand `signal` to the request: the generated client passes
+ * RequestContext.getSignal() to undici's fetch (dist/gen/http/isomorphic-fetch.js), which
+ * rejects with the signal's reason and closes the connection when it aborts. 'append' keeps
+ * the client's own middleware (its User-Agent header).
+ */
+function abortable(signal: AbortSignal): ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre: (context) => {
+          context.setSignal(signal);
+          return new Observable(Promise.resolve(context));
+        },
+        post: (response) => new Observable(Promise.resolve(response)),
+      },
+    ],
+    middlewareMergeStrategy: 'append',
   };
 }
 
