@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds (once) and caches the test control plane: kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd and kwok, all from Go modules, plus kwok's default "fast"
+# kube-scheduler, kubectl, the kubelet (for the real node: test/cluster/realNode.ts), etcd and
+# kwok, all from Go modules, plus kwok's default "fast"
 # simulation stages (kwok-stages.yaml, rendered from the pinned kwok module), keyed by version
 # outside the checkout so fresh clones reuse them. Builds only what the cache lacks.
 # Prints the bin directory on stdout (last line).
@@ -17,7 +18,7 @@ KWOK_VERSION="${KWOK_VERSION:-v0.8.0}"
 
 cache_root="${NODEPULSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nodepulse}"
 bin_dir="$cache_root/bin/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
-k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+k8s_bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 
 have() { for b in "$@"; do [ -s "$bin_dir/$b" ] || return 1; done; }
 if have "${k8s_bins[@]}" etcd kwok kwok-stages.yaml; then echo "$bin_dir"; exit 0; fi
@@ -67,6 +68,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "k8s.io/kubectl/pkg/cmd"
 )
 GO
@@ -76,12 +78,15 @@ GO
     ldflags="$ldflags -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
   done
   (cd "$work/k8s" && go mod tidy -e >/dev/null 2>&1 || true)
-  log "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (one go build)"
-  (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl) \
+  # Only what the cache lacks: a cache made before the kubelet was added gains it in ~70 s.
+  local wanted=()
+  for b in "${k8s_bins[@]}"; do have "$b" || wanted+=("$b"); done
+  local pkgs=()
+  for b in "${wanted[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  log "building ${wanted[*]} (one go build)"
+  (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$out/" "${pkgs[@]}") \
     || { log "go build of Kubernetes $K8S_VERSION failed (see above); a newer Go may be needed: try GOTOOLCHAIN=go1.27.3"; exit 1; }
-  publish "${k8s_bins[@]}"
+  publish "${wanted[@]}"
   log "kubernetes built after $((SECONDS - start))s"
 }
 if ! have "${k8s_bins[@]}"; then build_kubernetes; fi

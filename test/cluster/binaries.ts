@@ -11,6 +11,7 @@ export const BINARY_NAMES = [
   'kube-controller-manager',
   'kube-scheduler',
   'kwok',
+  'kubelet',
 ] as const;
 export type BinaryName = (typeof BINARY_NAMES)[number];
 export type Binaries = Record<BinaryName, string>;
@@ -23,6 +24,7 @@ const ENV_VAR: Record<BinaryName, string> = {
   'kube-controller-manager': 'KUBE_CONTROLLER_MANAGER',
   'kube-scheduler': 'KUBE_SCHEDULER',
   kwok: 'KWOK',
+  kubelet: 'KUBELET',
 };
 
 const BUILD_SCRIPT = 'scripts/control-plane-binaries.sh';

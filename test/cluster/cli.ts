@@ -1,18 +1,22 @@
 import { parseArgs } from 'node:util';
 import { ControlPlaneSetupError } from './binaries.js';
 import { type ControlPlaneProfile, startControlPlane } from './controlPlane.js';
+import { NODE_IMAGE, startNodeCluster } from './nodeCluster.js';
 
-const USAGE = 'usage: npm run cluster -- [--profile apiserver|full] [--nodes N]';
+const USAGE = 'usage: npm run cluster -- [--profile apiserver|full|node] [--nodes N]';
+
+/** `node`: a real node (kubelet + containerd running the project's image) beside N kwok nodes. */
+type Profile = ControlPlaneProfile | 'node';
 
 /** Parses the flags into validated options, or says what is wrong and how to call it. */
-function parseOptions(argv: string[]): { profile: ControlPlaneProfile; nodes: number } {
+function parseOptions(argv: string[]): { profile: Profile; nodes: number } {
   const { values } = parseArgs({
     args: argv,
     options: { profile: { type: 'string', default: 'apiserver' }, nodes: { type: 'string', default: '3' } },
   });
   const { profile } = values;
-  if (profile !== 'apiserver' && profile !== 'full') {
-    throw new ControlPlaneSetupError(`--profile must be "apiserver" or "full", got "${profile}"\n${USAGE}`);
+  if (profile !== 'apiserver' && profile !== 'full' && profile !== 'node') {
+    throw new ControlPlaneSetupError(`--profile must be "apiserver", "full" or "node", got "${profile}"\n${USAGE}`);
   }
   const nodes = Number(values.nodes);
   if (!Number.isInteger(nodes) || nodes < 1) {
@@ -23,12 +27,20 @@ function parseOptions(argv: string[]): { profile: ControlPlaneProfile; nodes: nu
 
 async function main(): Promise<void> {
   const { profile, nodes } = parseOptions(process.argv.slice(2));
-  const plane = await startControlPlane({ profile, nodes });
+  const cluster = profile === 'node' ? await startNodeCluster({ kwokNodes: nodes }) : undefined;
+  const plane = cluster?.plane ?? (await startControlPlane({ profile: profile as ControlPlaneProfile, nodes }));
+  const stop = cluster?.stop ?? (() => plane.stop());
   process.stdout.write(
     [
       `kubeconfig: ${plane.kubeconfig}`,
       `logs:       ${plane.workDir}/*.log`,
       ...(plane.nodeNames.length > 0 ? [`nodes:      ${plane.nodeNames.join(', ')}`] : []),
+      ...(cluster
+        ? [
+            `real node:  ${cluster.node.name} at ${cluster.node.addresses.nodeAddress} (logs ${cluster.node.dir}/*.log), image ${NODE_IMAGE}`,
+            '            kubectl apply -k test/manifests/real-node   runs the shipped manifests on it',
+          ]
+        : []),
       '',
       `export KUBECONFIG=${plane.kubeconfig}`,
       '',
@@ -38,7 +50,7 @@ async function main(): Promise<void> {
   );
   const shutdown = () => {
     process.stdout.write('stopping...\n');
-    plane.stop().then(
+    stop().then(
       () => process.exit(0),
       (error: unknown) => {
         process.stderr.write(`error while stopping: ${String(error)}\n`);

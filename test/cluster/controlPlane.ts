@@ -23,6 +23,13 @@ export interface ControlPlaneOptions {
   nodes?: number;
   /** Where progress lines go; default stderr. */
   log?: (line: string) => void;
+  /**
+   * The address kube-apiserver binds and advertises (its serving certificate covers it);
+   * default 127.0.0.1. The real node's profile gives the host end of the node's veth.
+   */
+  address?: string;
+  /** More kube-apiserver flags (the real node's client CA and kubelet client certificate). */
+  extraApiserverArgs?: readonly string[];
 }
 
 const READY_TIMEOUT_MS = 90_000;
@@ -165,7 +172,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
   try {
     const [etcdClientPort, etcdPeerPort, apiserverPort] = await Promise.all([freePort(), freePort(), freePort()]);
-    const server = `https://127.0.0.1:${apiserverPort}`;
+    const address = options.address ?? '127.0.0.1';
+    const server = `https://${address}:${apiserverPort}`;
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
     const etcdPeerUrl = `http://127.0.0.1:${etcdPeerPort}`;
 
@@ -195,8 +203,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     // Started right away: the apiserver retries etcd until it answers, which saves a round of waiting.
     const apiserverArgs = [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       // The `kubernetes` Service endpoint reconciler refuses a loopback address; nothing here needs it.
       '--endpoint-reconciler-type=none',
       `--secure-port=${apiserverPort}`,
@@ -214,6 +222,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // and the ServiceAccount admission plugin would then refuse every Pod (envtest does the same).
       ...(profile === 'apiserver' ? ['--disable-admission-plugins=ServiceAccount'] : []),
       '--profiling=false',
+      ...(options.extraApiserverArgs ?? []),
     ];
     let apiserver = start(bin['kube-apiserver'], 'kube-apiserver', apiserverArgs);
     await waitFor('kube-apiserver /readyz', () => apiserverReady(server, adminToken), processes);

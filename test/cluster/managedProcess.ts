@@ -19,8 +19,10 @@ export class ManagedProcess {
     binary: string,
     args: readonly string[],
     readonly logFile: string,
+    /** What messages call it; default the binary's file name (a wrapper such as nsenter names the program it runs). */
+    name: string = basename(binary),
   ) {
-    this.name = basename(binary);
+    this.name = name;
     const log = openSync(logFile, 'a');
     try {
       const [command, commandArgs] = dieWithParent(binary, args);

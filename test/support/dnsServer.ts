@@ -105,13 +105,16 @@ export class TestDnsServer {
     tcp.on('connection', (socket) => this.serveTcp(socket));
   }
 
-  /** Binds TCP to an ephemeral port, then UDP to the same one (retrying if UDP's is taken). */
-  static async start(options: { mode?: DnsServerMode; records?: DnsRecords } = {}): Promise<TestDnsServer> {
+  /**
+   * Binds TCP to an ephemeral port (or `port`: 53 inside a test node's own network namespace,
+   * where resolv.conf can name no other), then UDP to the same one (retrying if UDP's is taken).
+   */
+  static async start(options: { mode?: DnsServerMode; records?: DnsRecords; port?: number } = {}): Promise<TestDnsServer> {
     for (let attempt = 0; ; attempt++) {
       const tcp = createServer();
       await new Promise<void>((resolve, reject) => {
         tcp.once('error', reject);
-        tcp.listen(0, HOST, resolve);
+        tcp.listen(options.port ?? 0, HOST, resolve);
       });
       const port = (tcp.address() as { port: number }).port;
       const udp = createSocket('udp4');
@@ -123,7 +126,7 @@ export class TestDnsServer {
       } catch (err) {
         udp.close();
         await new Promise((resolve) => tcp.close(resolve));
-        if (attempt < 10 && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
+        if (attempt < 10 && options.port === undefined && (err as NodeJS.ErrnoException).code === 'EADDRINUSE') continue;
         throw err;
       }
       const otherUdp = createSocket('udp4');
