@@ -14,6 +14,7 @@ import type { ControllerMetrics } from './metrics.js';
 import { readNode, type NodeFacts, type NodeMemory } from './nodeHealth.js';
 import { NodeWriter, describeApiError, type WriteResult } from './nodeWrites.js';
 import type { RemediationProvider } from './providers/provider.js';
+import { startResync } from './resync.js';
 import { WorkQueue } from './workQueue.js';
 import type { QuarantineDecision } from './quarantine.js';
 import {
@@ -132,6 +133,7 @@ export class ControllerLoop {
       ...(labelSelector ? { watchParams: { labelSelector } } : {}),
       key: (node) => node.metadata?.name,
       transform: (node) => slimNode(node, this.keep),
+      pageSize: deps.config.cache.listPageSize,
       resourceVersion: (node) => node.metadata?.resourceVersion,
       onError: onError('nodes'),
       now: this.now,
@@ -172,6 +174,11 @@ export class ControllerLoop {
     clearInterval(this.freshness);
     await Promise.all([this.nodes.stop(), ...this.platformWatches.map((w) => w.stop())]);
     await Promise.allSettled(this.running.values());
+  }
+
+  /** The Node cache as decisions see it (slim copies), for read-only views and tests. */
+  cachedNode(name: string): V1Node | undefined {
+    return this.nodes.get(name);
   }
 
   /** Whether the caches are current enough to act on. */
@@ -227,7 +234,13 @@ export class ControllerLoop {
     this.noteBreaker(this.index.load(contributions, now), now);
     this.deps.metrics.observeFleet(this.index.summary(this.paused()));
     for (const name of this.nodes.keys()) this.queue.add(name);
-    const resync = this.startResync(leadership);
+    // Every Node again within passIntervalSeconds, so no node is forgotten.
+    const nodes = this.nodes;
+    const stopResync = startResync(
+      { keys: () => nodes.keys(), get size() { return nodes.size; }, generation: () => nodes.stats.lists },
+      config.passIntervalSeconds * 1000,
+      (name) => this.queue.add(name),
+    );
     try {
       for (;;) {
         const name = await this.queue.get(leadership);
@@ -243,40 +256,12 @@ export class ControllerLoop {
         }
       }
     } finally {
-      clearInterval(resync);
+      stopResync();
       this.queue.clear();
       this.leading = undefined;
       this.index = undefined;
     }
     log.warn({ reason: String(leadership.reason) }, 'no longer leading: remediation stops');
-  }
-
-  /** Every Node again within passIntervalSeconds, a slice each second, so no node is forgotten. */
-  private startResync(leadership: AbortSignal): NodeJS.Timeout {
-    const periodMs = this.deps.config.passIntervalSeconds * 1000;
-    const tickMs = Math.min(1000, periodMs);
-    let cursor = this.nodes.keys();
-    let lists = this.nodes.stats.lists;
-    const timer = setInterval(() => {
-      if (leadership.aborted) return;
-      // A relist replaced the store: walk the new one.
-      if (this.nodes.stats.lists !== lists) {
-        lists = this.nodes.stats.lists;
-        cursor = this.nodes.keys();
-      }
-      let budget = Math.ceil((this.nodes.size * tickMs) / periodMs);
-      while (budget-- > 0) {
-        let next = cursor.next();
-        if (next.done) {
-          cursor = this.nodes.keys();
-          next = cursor.next();
-          if (next.done) return;
-        }
-        this.queue.add(next.value);
-      }
-    }, tickMs);
-    timer.unref();
-    return timer;
   }
 
   /** The facts and stored state of one cached Node, read as decisions read them. */
@@ -338,6 +323,8 @@ export class ControllerLoop {
     }
     await this.applyQuarantine(node, facts, quarantine);
     metrics.observeFleet(index.summary(this.paused()));
+    metrics.reconciled();
+    this.deps.log.debug({ node: name, decision: remediation.kind, why: remediation.why }, 'reconciled');
     this.requeue(name, remediation, now);
   }
 

@@ -77,6 +77,11 @@ export class ControllerMetrics {
     labelNames: ['informer', 'during'],
     registers: [this.registry],
   });
+  private readonly reconciles = new Counter({
+    name: 'nodepulse_controller_reconciles_total',
+    help: 'Nodes reconciled (one decision each) by the leader.',
+    registers: [this.registry],
+  });
   private readonly blockedRules = new Set<string>();
 
   constructor(defaultMetrics = true) {
@@ -113,6 +118,10 @@ export class ControllerMetrics {
       this.blocked.set({ rule }, n);
       this.blockedRules.add(rule);
     }
+  }
+
+  reconciled(): void {
+    this.reconciles.inc();
   }
 
   observeCacheStaleness(informer: string, staleMs: number): void {

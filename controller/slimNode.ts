@@ -21,21 +21,21 @@ export interface SlimKeep {
 
 export function slimNode(node: V1Node, keep: SlimKeep): V1Node {
   const metadata = node.metadata ?? {};
-  const slim: V1Node = {
-    metadata: {
-      name: metadata.name,
-      uid: metadata.uid,
-      resourceVersion: metadata.resourceVersion,
-      creationTimestamp: metadata.creationTimestamp,
-      labels: pick(metadata.labels, keep.labels),
-      annotations: pick(metadata.annotations, keep.annotations),
-    },
-  };
-  const spec = node.spec;
-  if (spec?.providerID !== undefined || spec?.taints !== undefined) {
+  const slimMetadata: NonNullable<V1Node['metadata']> = { name: metadata.name };
+  if (metadata.uid !== undefined) slimMetadata.uid = metadata.uid;
+  if (metadata.resourceVersion !== undefined) slimMetadata.resourceVersion = metadata.resourceVersion;
+  if (metadata.creationTimestamp !== undefined) slimMetadata.creationTimestamp = metadata.creationTimestamp;
+  const labels = pick(metadata.labels, keep.labels);
+  if (labels) slimMetadata.labels = labels;
+  const annotations = pick(metadata.annotations, keep.annotations);
+  if (annotations) slimMetadata.annotations = annotations;
+  const slim: V1Node = { metadata: slimMetadata };
+  const providerID = node.spec?.providerID;
+  const taints = node.spec?.taints ?? [];
+  if (providerID !== undefined || taints.length > 0) {
     slim.spec = {};
-    if (spec.providerID !== undefined) slim.spec.providerID = spec.providerID;
-    if (spec.taints !== undefined) slim.spec.taints = spec.taints.map((t) => ({ key: t.key, effect: t.effect, ...(t.value !== undefined ? { value: t.value } : {}) }));
+    if (providerID !== undefined) slim.spec.providerID = providerID;
+    if (taints.length > 0) slim.spec.taints = taints.map((t) => ({ key: t.key, effect: t.effect, ...(t.value !== undefined ? { value: t.value } : {}) }));
   }
   const status = node.status;
   if (status) {

@@ -223,6 +223,8 @@ const cache = z.strictObject({
    * and hands the lease back until the cache is current again.
    */
   maxStaleSeconds: seconds.default(30),
+  /** Nodes per page of the initial list and every relist (limit + continue): no response holds the whole fleet. */
+  listPageSize: z.number().int().min(10).max(5000).default(500),
 });
 
 const metrics = z.strictObject({
