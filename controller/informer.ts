@@ -1,4 +1,5 @@
 import type { Watch } from '@kubernetes/client-node';
+import { sleepUnlessAborted } from '../common/sleep.js';
 
 /**
  * A list+watch cache that never gives up, in the shape of client-go's Reflector
@@ -86,7 +87,7 @@ export class Informer<T, S> {
     this.now = options.now ?? Date.now;
     this.backoff = options.backoff ?? defaultBackoff;
     this.random = options.random ?? Math.random;
-    this.sleep = options.sleep ?? abortableSleep;
+    this.sleep = options.sleep ?? sleepUnlessAborted;
     let resolve = () => {};
     const promise = new Promise<void>((r) => (resolve = r));
     this.firstSync = { promise, resolve };
@@ -310,17 +311,4 @@ function statusOf(err: unknown): number | undefined {
 function isRefused(err: unknown): boolean {
   const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
   return e?.code === 'ECONNREFUSED' || e?.cause?.code === 'ECONNREFUSED';
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

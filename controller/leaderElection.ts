@@ -1,3 +1,5 @@
+import { sleepUnlessAborted } from '../common/sleep.js';
+
 /**
  * Leader election on a coordination.k8s.io Lease, the way client-go's leaderelection does it
  * (kubernetes/client-go tools/leaderelection/leaderelection.go), small enough to read in one
@@ -325,7 +327,7 @@ export async function runLeaderElection(
         handedOut = leadership;
         lead(leadership);
       }
-      await sleep(timing.retryPeriodMs, signal);
+      await sleepUnlessAborted(timing.retryPeriodMs, signal);
     }
   } finally {
     // client-go's release() gives itself RenewDeadline too.
@@ -342,17 +344,4 @@ async function withTimeout<T>(ms: number, parent: AbortSignal | undefined, call:
   } finally {
     clearTimeout(timer);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
