@@ -38,6 +38,54 @@ export const engineReasons = {
   probeReadError: 'ProbeReadError',
 } as const;
 
+/**
+ * The reasons each probe's condition carries besides `engineReasons`: a problem reason turns
+ * it True, a healthy one False. The operator tools (doctor, fleet page) key their advice on them.
+ */
+export const probeReasons = {
+  cpu: { high: 'CPUPressureHigh', normal: 'CPUPressureNormal' },
+  memory: { availableLow: 'MemoryAvailableLow', pressureHigh: 'MemoryPressureHigh', normal: 'MemoryPressureNormal' },
+  pid: { high: 'PIDPressureHigh', normal: 'PIDPressureNormal' },
+  diskIO: { throttled: 'IOThrottled', pressureHigh: 'IOPressureHigh', normal: 'IOPressureNormal', baseline: 'DiskIOBaseline' },
+  diskSpace: { spaceLow: 'DiskSpaceLow', inodesLow: 'InodesLow', pathsMissing: 'DiskSpacePathsMissing', normal: 'DiskSpaceNormal' },
+  /** A failing DNS check's reason is its name and its outcome: `ClusterDNSServfail` (see dnsCheckNames, dnsOutcomeReasons). */
+  dns: { healthy: 'DNSHealthy' },
+  kubelet: { unreachable: 'KubeletUnreachable', timeout: 'KubeletTimeout', unhealthy: 'KubeletUnhealthy', healthy: 'KubeletHealthy' },
+  konnectivity: {
+    apiServerUnreachable: 'APIServerUnreachable',
+    nodeUnreachable: 'NodeUnreachableFromAPIServer',
+    timeout: 'KonnectivityTimeout',
+    tls: 'APIServerTLSError',
+    wrongEndpoint: 'KonnectivityWrongEndpoint',
+    forbidden: 'KonnectivityForbidden',
+    failed: 'KonnectivityPathFailed',
+    healthy: 'KonnectivityPathHealthy',
+  },
+} as const;
+
+/**
+ * The built-in DNS checks. A check sent to several resolvers is numbered in resolv.conf's
+ * order (`NodeDNS1`, `NodeDNS2`); the operator's own checks carry the names they were given.
+ */
+export const dnsCheckNames = { node: 'NodeDNS', upstream: 'Upstream', cluster: 'ClusterDNS', apiServer: 'APIServerDNS' } as const;
+
+/** The second half of a failing DNS check's reason, by outcome. */
+export const dnsOutcomeReasons = {
+  timeout: 'Timeout',
+  servfail: 'Servfail',
+  nxdomain: 'NXDomain',
+  refused: 'Refused',
+  otherRcode: 'UnexpectedRcode',
+  malformed: 'MalformedReply',
+  networkError: 'NetworkError',
+  noAnswer: 'NoAnswer',
+  publicAnswer: 'PublicAnswer',
+  noResolver: 'NoResolver',
+} as const;
+
+/** The API server -> kubelet tunnel (AKS's Konnectivity); no such Deployment means direct mode. */
+export const konnectivityDeployment = { namespace: 'kube-system', name: 'konnectivity-agent' } as const;
+
 /** Components that write Events and conditions, as `source.component` / `reportingController`. */
 export const components = {
   agent: 'nodepulse-agent',

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { keys, type ProbeName } from '../../common/contract.js';
+import { keys, konnectivityDeployment, type ProbeName } from '../../common/contract.js';
 
 /**
  * The agent's configuration, validated once at the edge. Every key has a default so an empty
@@ -129,8 +129,8 @@ const konnectivity = z.strictObject({
   ...hysteresis,
   intervalSeconds: interval.default(60),
   timeoutMs: timeout(100, 60_000, 10_000),
-  namespace: z.string().default('kube-system'),
-  deployment: z.string().default('konnectivity-agent'),
+  namespace: z.string().default(konnectivityDeployment.namespace),
+  deployment: z.string().default(konnectivityDeployment.name),
   /** How long the Deployment read is cached; it changes rarely. */
   deploymentCacheSeconds: seconds.default(300),
   /** This agent's own pod, which the API server is asked to reach (downward API POD_NAME / POD_NAMESPACE). */

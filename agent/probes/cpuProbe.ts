@@ -5,6 +5,9 @@ import { formatPercent, percentOf, round } from './figureFormat.js';
 import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
 import { type NodeRoots, ProcFileError, parseCount, parseLoadAvg, readErrorVerdict, readProcFile } from './procFiles.js';
 import { type Psi, psiFigures, readPsi } from './psi.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.cpu;
 
 /** Cumulative CPU time from the aggregate `cpu` line of /proc/stat, in clock ticks. */
 interface CpuTimes {
@@ -66,8 +69,8 @@ export class CpuProbe implements Probe {
     const { someAvg10Percent } = this.config;
     const detail = `cpu some avg10=${formatPercent(psi.some.avg10)} (threshold ${someAvg10Percent}%)`;
     return psi.some.avg10 > someAvg10Percent
-      ? { healthy: false, reason: 'CPUPressureHigh', message: detail }
-      : { healthy: true, reason: 'CPUPressureNormal', message: detail };
+      ? { healthy: false, reason: reasons.high, message: detail }
+      : { healthy: true, reason: reasons.normal, message: detail };
   }
 
   private async utilisationSample(signal: AbortSignal): Promise<[Verdict, Figures]> {
@@ -101,6 +104,6 @@ export class CpuProbe implements Probe {
       cores,
       loadPerCore: round(loadPerCore),
     };
-    return [{ healthy: !high, reason: high ? 'CPUPressureHigh' : 'CPUPressureNormal', message }, figures];
+    return [{ healthy: !high, reason: high ? reasons.high : reasons.normal, message }, figures];
   }
 }

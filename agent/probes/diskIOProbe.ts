@@ -4,6 +4,9 @@ import { formatPercent, percentOf, round } from './figureFormat.js';
 import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
 import { type NodeRoots, ProcFileError, parseCount, readErrorVerdict, readOptionalDir, readProcFile } from './procFiles.js';
 import { type Psi, psiFigures, readPsi } from './psi.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.diskIO;
 
 /** The cumulative counters of one /proc/diskstats line that the rates are computed from. */
 export interface DiskCounters {
@@ -215,7 +218,7 @@ export class DiskIOProbe implements Probe {
     const fullAvg10 = psi?.full?.avg10 ?? null;
     const fullHigh = fullAvg10 !== null && fullAvg10 > cfg.fullAvg10Percent;
     if (someHigh && atCap.length > 0) {
-      return { healthy: false, reason: 'IOThrottled', message: `${some} on ${atCap.join('; ')}` };
+      return { healthy: false, reason: reasons.throttled, message: `${some} on ${atCap.join('; ')}` };
     }
 
     const busiest = [...rates].sort(([, a], [, b]) => b.utilPercent - a.utilPercent)[0];
@@ -225,16 +228,16 @@ export class DiskIOProbe implements Probe {
         someHigh ? `${some} is over ${cfg.someAvg10Percent}%` : null,
         fullHigh ? `io full avg10=${formatPercent(fullAvg10)} is over ${cfg.fullAvg10Percent}%` : null,
       ];
-      return { healthy: false, reason: 'IOPressureHigh', message: [...stalls, busiestText].filter(Boolean).join('; ') };
+      return { healthy: false, reason: reasons.pressureHigh, message: [...stalls, busiestText].filter(Boolean).join('; ') };
     }
 
     const stall = psi
       ? `${some}${fullAvg10 !== null ? ` full avg10=${formatPercent(fullAvg10)}` : ''}`
       : 'no PSI on this kernel, so throttling cannot be judged';
     if (baseline) {
-      return { healthy: true, reason: 'DiskIOBaseline', message: `${stall}; first sample, device rates start with the next one` };
+      return { healthy: true, reason: reasons.baseline, message: `${stall}; first sample, device rates start with the next one` };
     }
     const capText = atCap.length > 0 ? `at cap without IO stall: ${atCap.join('; ')}` : null;
-    return { healthy: true, reason: 'IOPressureNormal', message: [stall, busiestText, capText].filter(Boolean).join('; ') };
+    return { healthy: true, reason: reasons.normal, message: [stall, busiestText, capText].filter(Boolean).join('; ') };
   }
 }

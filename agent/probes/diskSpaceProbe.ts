@@ -2,6 +2,9 @@ import { statfs } from 'node:fs/promises';
 import type { ProbesConfig } from '../config/schema.js';
 import { formatPercent, percentOf, round } from './figureFormat.js';
 import { type Figures, type Probe, type ProbeResult, result } from './probe.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.diskSpace;
 
 const GiB = 1024 ** 3;
 
@@ -76,7 +79,7 @@ export class DiskSpaceProbe implements Probe {
     if (usages.length === 0) {
       const why = skipped.length > 0 ? skipped.join('; ') : 'no paths are configured';
       const message = `no filesystem checked: ${why}; set probes.diskSpace.paths to the kubelet and container runtime directories`;
-      return result(this.name, startedAt, { healthy: false, reason: 'DiskSpacePathsMissing', message }, figures);
+      return result(this.name, startedAt, { healthy: false, reason: reasons.pathsMissing, message }, figures);
     }
 
     const { usedPercent, inodesUsedPercent } = this.config;
@@ -89,12 +92,12 @@ export class DiskSpaceProbe implements Probe {
     const problems = [...spaceLow, ...inodesLow];
     const skippedText = skipped.length > 0 ? `; skipped: ${skipped.join('; ')}` : '';
     if (problems.length > 0) {
-      const reason = spaceLow.length > 0 ? 'DiskSpaceLow' : 'InodesLow';
+      const reason = spaceLow.length > 0 ? reasons.spaceLow : reasons.inodesLow;
       return result(this.name, startedAt, { healthy: false, reason, message: problems.join('; ') + skippedText }, figures);
     }
     const summary = usages
       .map((u) => `${u.path} ${formatPercent(u.usedPercent)} used, inodes ${u.inodesUsedPercent === null ? 'n/a' : formatPercent(u.inodesUsedPercent)}`)
       .join('; ');
-    return result(this.name, startedAt, { healthy: true, reason: 'DiskSpaceNormal', message: summary + skippedText }, figures);
+    return result(this.name, startedAt, { healthy: true, reason: reasons.normal, message: summary + skippedText }, figures);
   }
 }

@@ -4,6 +4,7 @@ import { parseDnsServer, type DnsServerAddress } from './dnsClient.js';
 import type { DnsQuestion } from './dnsReply.js';
 import { parseCidr, PrivateAddresses, type Cidr } from './privateAddresses.js';
 import type { ResolvConf } from './resolvConf.js';
+import { dnsCheckNames } from '../../common/contract.js';
 
 /**
  * Which DNS checks a sample runs. Config is validated once into settings (a bad server, name
@@ -105,11 +106,11 @@ export function dnsSettingsFromConfig(profile: AgentConfig['profile'], dns: DnsC
   const apiServerFQDN = dns.apiServerFQDN === undefined ? undefined : name(dns.apiServerFQDN, 'apiServerFQDN');
 
   if (dns.checks.length === 0 && profile === 'azure') {
-    fixed({ name: 'Upstream', question: { name: upstreamQuery, type: 'A' }, expect: 'answer' }, upstream);
-    fixed({ name: 'ClusterDNS', question: { name: clusterQuery, type: 'A' }, expect: 'answer' }, cluster);
+    fixed({ name: dnsCheckNames.upstream, question: { name: upstreamQuery, type: 'A' }, expect: 'answer' }, upstream);
+    fixed({ name: dnsCheckNames.cluster, question: { name: clusterQuery, type: 'A' }, expect: 'answer' }, cluster);
     if (apiServerFQDN !== undefined) {
       resolverChecks.push({
-        name: 'APIServerDNS',
+        name: dnsCheckNames.apiServer,
         question: { name: apiServerFQDN, type: 'A' },
         expect: dns.privateCluster ? 'private' : 'answer',
         through: 'first',
@@ -118,7 +119,7 @@ export function dnsSettingsFromConfig(profile: AgentConfig['profile'], dns: DnsC
   } else if (dns.checks.length === 0) {
     // The root has no address; its NS set is what every recursive resolver can always answer.
     const type = defaultQuery === '.' ? 'NS' : 'A';
-    resolverChecks.push({ name: 'NodeDNS', question: { name: defaultQuery, type }, expect: 'answer', through: 'every' });
+    resolverChecks.push({ name: dnsCheckNames.node, question: { name: defaultQuery, type }, expect: 'answer', through: 'every' });
   }
 
   if (issues.length > 0) throw new ConfigError(issues, FIELD);

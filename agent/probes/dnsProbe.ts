@@ -1,3 +1,4 @@
+import { dnsOutcomeReasons, probeReasons } from '../../common/contract.js';
 import type { AgentConfig, DnsConfig } from '../config/schema.js';
 import { formatDnsServer, queryDns, type DnsOutcome } from './dnsClient.js';
 import { buildDnsChecks, dnsSettingsFromConfig, type DnsCheck, type DnsSettings } from './dnsChecks.js';
@@ -29,18 +30,7 @@ export interface DnsCheckResult {
   discarded: number;
 }
 
-const REASON_SUFFIX: Record<Exclude<DnsCheckOutcome, 'ok'>, string> = {
-  timeout: 'Timeout',
-  servfail: 'Servfail',
-  nxdomain: 'NXDomain',
-  refused: 'Refused',
-  otherRcode: 'UnexpectedRcode',
-  malformed: 'MalformedReply',
-  networkError: 'NetworkError',
-  noAnswer: 'NoAnswer',
-  publicAnswer: 'PublicAnswer',
-  noResolver: 'NoResolver',
-};
+const REASON_SUFFIX: Record<Exclude<DnsCheckOutcome, 'ok'>, string> = dnsOutcomeReasons;
 
 /** Room for reading resolv.conf and a loaded event loop beyond the checks' own timeout. */
 const SAMPLE_MARGIN_MS = 1000;
@@ -89,7 +79,7 @@ export class DnsProbe implements Probe {
     const failing = checks.filter((check) => check.outcome !== 'ok');
     const first = failing[0];
     if (!first) {
-      return result(this.name, startedAt, { healthy: true, reason: 'DNSHealthy', message: healthyMessage(checks) }, figures);
+      return result(this.name, startedAt, { healthy: true, reason: probeReasons.dns.healthy, message: healthyMessage(checks) }, figures);
     }
     const reason = `${first.name}${REASON_SUFFIX[first.outcome as Exclude<DnsCheckOutcome, 'ok'>]}`;
     return result(this.name, startedAt, { healthy: false, reason, message: failing.map(describe).join('; ') }, figures);

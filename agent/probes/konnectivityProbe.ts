@@ -4,6 +4,9 @@ import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError } from '../kube/kubeClient.js';
 import { echoRoute, type KonnectivityEcho } from './konnectivityEcho.js';
 import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.konnectivity;
 
 type DeploymentState =
   | { mode: 'konnectivity'; ready: number; desired: number }
@@ -62,21 +65,21 @@ export class KonnectivityProbe implements Probe {
     const agent = describeDeployment(deployment, this.config.deployment);
     const target = `API server -> pod ${this.config.podNamespace}/${this.config.podName}:${this.port}`;
     if (outcome === 'ok') {
-      return { healthy: true, reason: 'KonnectivityPathHealthy', message: `${target} answered in ${latencyMs}ms; ${agent}` };
+      return { healthy: true, reason: reasons.healthy, message: `${target} answered in ${latencyMs}ms; ${agent}` };
     }
     const fix =
       deployment.mode === 'konnectivity'
         ? `; first fix: kubectl rollout restart deploy ${this.config.deployment} -n ${this.config.namespace}`
         : '';
     const what: Record<string, [string, string]> = {
-      apiServerUnreachable: ['APIServerUnreachable', 'this node cannot reach the API server (routing, firewall or NVA egress rules)'],
-      nodeUnreachable: ['NodeUnreachableFromAPIServer', `the API server cannot reach this node (${target})`],
-      timeout: ['KonnectivityTimeout', `${target} timed out after ${latencyMs}ms`],
-      tls: ['APIServerTLSError', 'TLS to the API server failed (CA or certificate problem)'],
-      wrongEndpoint: ['KonnectivityWrongEndpoint', `${target} reached an endpoint that does not know this agent's nonce`],
-      forbidden: ['KonnectivityForbidden', 'RBAC refuses pods/proxy to this agent: check the nodepulse-agent ClusterRole'],
+      apiServerUnreachable: [reasons.apiServerUnreachable, 'this node cannot reach the API server (routing, firewall or NVA egress rules)'],
+      nodeUnreachable: [reasons.nodeUnreachable, `the API server cannot reach this node (${target})`],
+      timeout: [reasons.timeout, `${target} timed out after ${latencyMs}ms`],
+      tls: [reasons.tls, 'TLS to the API server failed (CA or certificate problem)'],
+      wrongEndpoint: [reasons.wrongEndpoint, `${target} reached an endpoint that does not know this agent's nonce`],
+      forbidden: [reasons.forbidden, 'RBAC refuses pods/proxy to this agent: check the nodepulse-agent ClusterRole'],
     };
-    const [reason, text] = what[outcome] ?? ['KonnectivityPathFailed', `${target} failed (${outcome})`];
+    const [reason, text] = what[outcome] ?? [reasons.failed, `${target} failed (${outcome})`];
     return { healthy: false, reason, message: `${text}; ${agent}${fix}` };
   }
 

@@ -3,6 +3,9 @@ import { http } from '../nodeHttp.js';
 import type { ProbesConfig } from '../config/schema.js';
 import { round } from './figureFormat.js';
 import { type Probe, type ProbeResult, type Verdict, result } from './probe.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.kubelet;
 
 /** The kubelet answers `ok`; anything longer than this is not a healthz body worth keeping. */
 const BODY_LIMIT_BYTES = 1024;
@@ -79,11 +82,11 @@ export class KubeletProbe implements Probe {
       status = response.status;
       const body = response.body;
       if (status === 200 && body.trim() === 'ok') {
-        verdict = { healthy: true, reason: 'KubeletHealthy', message: `${url} answered ok in ${latency()} ms` };
+        verdict = { healthy: true, reason: reasons.healthy, message: `${url} answered ok in ${latency()} ms` };
       } else {
         verdict = {
           healthy: false,
-          reason: 'KubeletUnhealthy',
+          reason: reasons.unhealthy,
           message: `${url} answered HTTP ${status} with body ${quote(body)} in ${latency()} ms, expected 200 "ok"`,
         };
       }
@@ -91,11 +94,11 @@ export class KubeletProbe implements Probe {
       // The loop cancelling this sample is not a verdict on the kubelet.
       if (signal.aborted) throw signal.reason;
       if ((err as Error).name === 'TimeoutError') {
-        verdict = { healthy: false, reason: 'KubeletTimeout', message: `${url} did not answer within ${timeoutMs} ms` };
+        verdict = { healthy: false, reason: reasons.timeout, message: `${url} did not answer within ${timeoutMs} ms` };
       } else {
         const code = networkErrorCode(err);
         const detail = code ?? (err as Error).message;
-        verdict = { healthy: false, reason: 'KubeletUnreachable', message: `${url} is unreachable: ${detail}` };
+        verdict = { healthy: false, reason: reasons.unreachable, message: `${url} is unreachable: ${detail}` };
       }
     }
     return result(this.name, startedAt, verdict, { url, status, latencyMs: latency() });

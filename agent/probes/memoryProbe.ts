@@ -4,6 +4,9 @@ import { formatPercent, percentOf, round } from './figureFormat.js';
 import { type Probe, type ProbeResult, result } from './probe.js';
 import { type NodeRoots, ProcFileError, parseCount, readErrorVerdict, readProcFile } from './procFiles.js';
 import { psiFigures, readPsi } from './psi.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.memory;
 
 /** The `Name:  1234 kB` fields of /proc/meminfo that this probe needs, in KiB. */
 function parseMeminfo(text: string, file: string): { totalKiB: number; availableKiB: number } {
@@ -67,7 +70,7 @@ export class MemoryProbe implements Probe {
           : 'no PSI on this kernel',
       ].join(', ');
       // Running out of memory is closer to eviction than stalling on it, so it names the problem.
-      const reason = lowMemory.length > 0 ? 'MemoryAvailableLow' : stalls.length > 0 ? 'MemoryPressureHigh' : 'MemoryPressureNormal';
+      const reason = lowMemory.length > 0 ? reasons.availableLow : stalls.length > 0 ? reasons.pressureHigh : reasons.normal;
       const problems = [...lowMemory, ...stalls];
       return result(
         this.name,

@@ -3,6 +3,9 @@ import type { ProbesConfig } from '../config/schema.js';
 import { formatPercent, percentOf, round } from './figureFormat.js';
 import { type Probe, type ProbeResult, result } from './probe.js';
 import { type NodeRoots, ProcFileError, parseCount, parseLoadAvg, readErrorVerdict, readProcFile } from './procFiles.js';
+import { probeReasons } from '../../common/contract.js';
+
+const reasons = probeReasons.pid;
 
 /**
  * PID pressure: every thread takes a PID, so the tasks that exist (the total of /proc/loadavg's
@@ -44,7 +47,7 @@ export class PidProbe implements Probe {
       return result(
         this.name,
         startedAt,
-        { healthy: !high, reason: high ? 'PIDPressureHigh' : 'PIDPressureNormal', message },
+        { healthy: !high, reason: high ? reasons.high : reasons.normal, message },
         {
           tasks,
           running,
