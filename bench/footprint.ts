@@ -16,6 +16,7 @@ import { InClusterBench } from './support/inClusterAgent.js';
 import { freeLoopbackPort } from './support/loopbackPort.js';
 import { machineFacts } from './support/machine.js';
 import { nodeProblemDetectorBinary, nodeProblemDetectorVersion, startNodeProblemDetector } from './support/nodeProblemDetector.js';
+import { realNodeAgentFootprint } from './support/realNodeFootprint.js';
 
 /**
  * Footprint of our agent against node-problem-detector, side by side in one run, doing the same
@@ -178,6 +179,18 @@ export async function main(options: BenchOptions): Promise<void> {
     `targets (as shipped): in-cluster steady RSS ${inCluster.steadyRssMiB} <= ${RSS_BUDGET_MIB} MiB: ${verdict(targets.inClusterSteadyRssWithinBudget)}; ` +
       `standalone steady RSS <= NPD's: ${verdict(targets.steadyRssAtMostNpd)}; CPU <= half of NPD's: ${verdict(targets.cpuAtMostHalfOfNpd)}\n`,
   );
+  // The same agent as a DaemonSet pod on a real kubelet + containerd node: what the kubelet
+  // accounts to its container (and evicts or OOM-kills on) beside the process's RSS.
+  const realNode = await realNodeAgentFootprint(run.durationSeconds, (line) => process.stderr.write(`footprint: ${line}\n`));
+  process.stdout.write(
+    `\nThe agent container on a real node (kubelet + containerd, the DaemonSet as shipped), ${realNode.samples} samples of the kubelet's /stats/summary\n` +
+      renderTable(
+        ['agent container', 'working set MiB', 'cgroup usage', 'cgroup rss', 'process RSS', 'request', 'limit'],
+        [['as shipped', realNode.workingSetMiB, realNode.cgroupUsageMiB, realNode.cgroupRssMiB, realNode.processRssMiB, realNode.requestMiB, realNode.limitMiB]],
+      ) +
+      `requests/limits: working set ${realNode.workingSetMiB} MiB against the ${realNode.requestMiB} MiB request and the ${realNode.limitMiB} MiB limit: ` +
+      `${realNode.workingSetMiB <= realNode.limitMiB ? 'within the limit' : 'OVER THE LIMIT'}, ${realNode.workingSetMiB <= realNode.requestMiB ? 'within the request' : 'above the request'}\n`,
+  );
   const path = writeResults('footprint', {
     benchmark: 'footprint',
     at: new Date().toISOString(),
@@ -191,6 +204,7 @@ export async function main(options: BenchOptions): Promise<void> {
     daemonSetFlags: SHIPPED_FLAGS,
     targets,
     processes: run.figures,
+    realNode,
   });
   process.stdout.write(`results: ${path}\n`);
   rmSync(run.dir, { recursive: true, force: true });
