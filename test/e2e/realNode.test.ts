@@ -2,7 +2,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { CoreV1Event, V1DaemonSet, V1Node, V1NodeCondition, V1Pod } from '@kubernetes/client-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { conditionTypeByProbe, ownedConditionTypes, stepEventReason } from '../../common/contract.js';
 import { repoRoot } from '../cluster/binaries.js';
@@ -19,6 +19,9 @@ import { eventually } from '../support/cliProcess.js';
  * only changes). The node lives in namespaces of its own whose only way out is a veth to the
  * API server. One file, one node: the tests run in order and build on each other.
  */
+// Rollouts on a real kubelet take longer than the cluster project's 180 s budget allows on a loaded 2-core box.
+vi.setConfig({ testTimeout: 300_000 });
+
 const MiB = 1024 * 1024;
 const manifestsDir = join(repoRoot(), 'test', 'manifests');
 const work = mkdtempSync(join(tmpdir(), 'nodepulse-real-node-test-'));
@@ -271,7 +274,7 @@ describe('upgrades and the agent-reboot overlay on the real node', () => {
     const oldPod = (await agentPod()).metadata?.name;
     await node().importImage(cluster.imageArchive, ['localhost/nodepulse:test-2']);
     const dir = mkdtempSync(join(work, 'operator-overlay-'));
-    const config = parse(readFileSync(join(manifestsDir, 'real-node', 'agent-config.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const config = parse(readFileSync(join(repoRoot(), 'manifests', 'base', 'agent-config.yaml'), 'utf8')) as Record<string, Record<string, unknown>>;
     config.publish = { ...config.publish, heartbeatSeconds: 120 };
     writeFileSync(join(dir, 'agent.yaml'), stringify(config));
     writeFileSync(
