@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CoreV1Api, Watch, type CoreV1Event, type KubeConfig, type V1Node, type V1Taint } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, Watch, type CoreV1Event, type KubeConfig, type V1Node, type V1Taint } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { keys } from '../common/contract.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
@@ -396,21 +396,24 @@ export class ControllerLoop {
         if (written) log.info({ node: name, why: decision.why }, 'remediation state cleared');
         return written;
       }
+      // The event goes first, under a name fixed by the ladder: a leader killed between the
+      // two writes leaves the state as it was, and its successor writes the same event again,
+      // which the API server keeps once.
       case 'recovered': {
+        await this.emit(recoveredEvent(ctx, decision));
         const written = await this.writeState(node, decision.state);
         if (!written) return undefined;
         if (decision.healedBy) metrics.stepSucceeded(decision.healedBy);
         log.info({ node: name, why: decision.why }, 'node recovered');
-        await this.emit(recoveredEvent(ctx, decision));
         return written;
       }
       case 'needs-human': {
+        await this.emit(needsHumanEvent(ctx, decision));
         const written = await this.writeState(node, decision.state, { [config.needsHumanLabel]: 'true' });
         if (!written) return undefined;
         if (decision.stillUnhealthyAfter) metrics.stepFailed(decision.stillUnhealthyAfter, 'still_unhealthy');
         metrics.neededHuman();
         log.warn({ node: name, why: decision.why }, 'remediation gave up: a human is needed');
-        await this.emit(needsHumanEvent(ctx, decision));
         return written;
       }
       case 'start': {
@@ -422,8 +425,13 @@ export class ControllerLoop {
         metrics.stepStarted(decision.step, this.deps.provider.name);
         const dryRun = this.deps.provider.name === 'dry-run';
         log.info({ node: name, step: decision.step, attempt: decision.attempt, why: decision.why, dryRun }, 'remediation step started');
+        // The state first: it is what makes the step start at most once. A successor that finds
+        // it without this event writes it on resuming (same name).
         await this.emit(stepStartEvent(ctx, decision, dryRun));
-        this.track(name, this.runProvider(facts, decision.step, decision.state, leadership, decision.again === true));
+        // Trying a step again after an inconclusive try: an operation sent then may have
+        // finished since, so ARM is asked about anything after that try began.
+        const inspectSince = decision.again && state && state.phase !== 'unreadable' ? state.stepStartedAt : decision.state.stepStartedAt;
+        this.track(name, this.runProvider(facts, decision.step, decision.state, leadership, decision.again === true, inspectSince));
         return written;
       }
     }
@@ -431,8 +439,18 @@ export class ControllerLoop {
 
   /** Establishes the outcome of a step a previous leader started and never recorded: inspect first, never re-send blindly. */
   private resume(facts: NodeFacts, started: RemediationState, leadership: AbortSignal): void {
-    this.deps.log.info({ node: facts.name, step: started.step, startedAt: new Date(started.stepStartedAt).toISOString() }, 'resuming a step whose outcome was never recorded');
-    this.track(facts.name, this.runProvider(facts, started.step, started, leadership, true));
+    const startedAt = new Date(started.stepStartedAt).toISOString();
+    this.deps.log.info({ node: facts.name, step: started.step, startedAt }, 'resuming a step whose outcome was never recorded');
+    const why = `the node was unhealthy (started at ${startedAt} by a leader that stopped before recording its outcome)`;
+    const dryRun = this.deps.provider.name === 'dry-run';
+    this.track(
+      facts.name,
+      (async () => {
+        // Written already (same name) unless the leader died between the state and the event.
+        await this.emit(stepStartEvent(this.eventContext(facts), { step: started.step, attempt: started.attempt, why, state: started }, dryRun));
+        await this.runProvider(facts, started.step, started, leadership, true);
+      })(),
+    );
   }
 
   private track(name: string, run: Promise<void>): void {
@@ -450,7 +468,14 @@ export class ControllerLoop {
    * inspecting what is unknown), records it on the Node, and says so in an End or Error event.
    * `inspectFirst`: the step may already have been sent (a predecessor's, or an inconclusive try).
    */
-  private async runProvider(facts: NodeFacts, step: RemediationState['step'], started: RemediationState, leadership: AbortSignal, inspectFirst: boolean): Promise<void> {
+  private async runProvider(
+    facts: NodeFacts,
+    step: RemediationState['step'],
+    started: RemediationState,
+    leadership: AbortSignal,
+    inspectFirst: boolean,
+    inspectSince = started.stepStartedAt,
+  ): Promise<void> {
     const { config, metrics, log } = this.deps;
     const target = {
       name: facts.name,
@@ -463,7 +488,7 @@ export class ControllerLoop {
       outcome = await runStepToOutcome(this.deps.provider, step, target, {
         signal: leadership,
         budgetMs: config.ladder.stepTimeoutSeconds * 1000,
-        requestedAt: started.stepStartedAt,
+        requestedAt: inspectSince,
         inspectFirst,
       });
     } catch (err) {
@@ -481,17 +506,22 @@ export class ControllerLoop {
         : outcome.kind === 'inconclusive'
           ? inconclusiveStep(started, now, outcome.failure.code)
           : failStep(started, now, outcome.failure.code, outcome.kind === 'permanent');
-    if (!(await this.recordOutcome(facts.name, started, recorded, leadership))) return;
+    // The End or Error event before the outcome: killed in between, the step is still
+    // 'started', and the successor inspects it and writes the same-named event again.
     const ctx = this.eventContext(facts);
     if (outcome.kind === 'ended') {
+      await this.emit(stepEndEvent(ctx, step, started.stepStartedAt, { ok: true, detail: outcome.detail }));
+    } else {
+      await this.emit(stepErrorEvent(ctx, step, started.stepStartedAt, outcome.failure, outcome.kind));
+    }
+    if (!(await this.recordOutcome(facts.name, started, recorded, leadership))) return;
+    if (outcome.kind === 'ended') {
       log.info({ node: facts.name, step, detail: outcome.detail }, 'remediation step finished');
-      await this.emit(stepEndEvent(ctx, step, { ok: true, detail: outcome.detail }));
       return;
     }
     const { failure } = outcome;
     metrics.stepFailed(step, outcome.kind === 'inconclusive' ? 'inconclusive' : 'provider_error');
     log.warn({ node: facts.name, step, code: failure.code, message: failure.message, outcome: outcome.kind }, 'remediation step did not succeed');
-    await this.emit(stepErrorEvent(ctx, step, failure, outcome.kind));
   }
 
   /** Writes a step's outcome onto the state it started from, re-reading the Node on conflict. */
@@ -601,6 +631,8 @@ export class ControllerLoop {
     try {
       await this.core.createNamespacedEvent({ namespace: event.metadata?.namespace ?? 'default', body: event });
     } catch (err) {
+      // A ladder event already written (by us before a retry, or by the leader before us).
+      if (err instanceof ApiException && err.code === 409) return;
       this.deps.log.warn({ reason: event.reason, err: describeApiError(err) }, 'could not write event');
     }
   }

@@ -269,7 +269,7 @@ function blockingRule(ctx: Context): RemediationDecision | undefined {
     };
   }
   const spacingEnds = (fleet.lastStartAt ?? -Infinity) + config.safety.minStartSpacingSeconds * 1000;
-  if (now < spacingEnds) {
+  if (config.safety.minStartSpacingSeconds > 0 && now < spacingEnds) {
     return {
       kind: 'skip',
       rule: 'min-spacing',

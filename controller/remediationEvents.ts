@@ -22,23 +22,35 @@ export interface EventContext {
   now: Date;
 }
 
+/**
+ * The name of a ladder event, fixed by what it is about: the node, the step's start (or the
+ * sequence's), and the reason. A leader that took over and cannot tell whether its
+ * predecessor wrote the event writes it again under the same name; the API server keeps one.
+ */
+export function ladderEventName(node: string, at: number, reason: string): string {
+  // Event names are DNS subdomains (at most 253 characters); node names nearly that long are cut.
+  return `${node.slice(0, 200)}.ladder-${at.toString(16)}.${reason.toLowerCase()}`;
+}
+
 type StartDecision = Extract<RemediationDecision, { kind: 'start' }>;
 
 const stepNames: Record<Step, string> = { reboot: 'Reboot', reimage: 'Reimage', redeploy: 'Redeploy' };
 
-export function stepStartEvent(ctx: EventContext, decision: StartDecision, dryRun: boolean): CoreV1Event {
+export function stepStartEvent(ctx: EventContext, decision: Pick<StartDecision, 'step' | 'why' | 'attempt' | 'state'>, dryRun: boolean): CoreV1Event {
   const position =
     decision.step === 'reboot' ? 'first step of the sequence' : decision.step === 'reimage' ? 'second step of the sequence' : 'last step of the sequence';
   const message = `${stepNames[decision.step]} started because ${decision.why}; ${position} (attempt ${decision.attempt} of ${ctx.config.ladder.maxAttempts})${
     dryRun ? ' [dry run: nothing is done]' : ''
   }`;
-  return event(ctx, 'Normal', stepEventReason(decision.step, 'Start'), message);
+  const reason = stepEventReason(decision.step, 'Start');
+  return event(ctx, 'Normal', reason, message, ladderEventName(ctx.node.name, decision.state.stepStartedAt, reason));
 }
 
-export function stepEndEvent(ctx: EventContext, step: Step, result: Extract<ProviderResult, { ok: true }>): CoreV1Event {
+export function stepEndEvent(ctx: EventContext, step: Step, startedAt: number, result: Extract<ProviderResult, { ok: true }>): CoreV1Event {
   const wait = formatDuration(ctx.config.ladder.recoveryWaitSeconds[step] * 1000);
   const message = `${stepNames[step]} finished: ${result.detail}. This says nothing about the node's health, which is checked over the next ${wait}`;
-  return event(ctx, 'Normal', stepEventReason(step, 'End'), message);
+  const reason = stepEventReason(step, 'End');
+  return event(ctx, 'Normal', reason, message, ladderEventName(ctx.node.name, startedAt, reason));
 }
 
 /**
@@ -49,6 +61,7 @@ export function stepEndEvent(ctx: EventContext, step: Step, result: Extract<Prov
 export function stepErrorEvent(
   ctx: EventContext,
   step: Step,
+  startedAt: number,
   failure: { code: string; message: string },
   meaning: 'failed' | 'inconclusive' | 'permanent' = 'failed',
 ): CoreV1Event {
@@ -59,11 +72,14 @@ export function stepErrorEvent(
     )} and nothing more destructive follows from it`,
     permanent: '; this can never succeed on this node, so nothing else is tried',
   }[meaning];
-  return event(ctx, 'Warning', stepEventReason(step, 'Error'), `${stepNames[step]} failed: ${failure.code}: ${failure.message}${next}`);
+  const reason = stepEventReason(step, 'Error');
+  return event(ctx, 'Warning', reason, `${stepNames[step]} failed: ${failure.code}: ${failure.message}${next}`, ladderEventName(ctx.node.name, startedAt, reason));
 }
 
 export function recoveredEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'recovered' }>): CoreV1Event {
-  return event(ctx, 'Normal', controllerEventReasons.recovered, `Node ${decision.why}; the remediation sequence ends here`);
+  const reason = controllerEventReasons.recovered;
+  // One per step that healed the node: named by that step's start.
+  return event(ctx, 'Normal', reason, `Node ${decision.why}; the remediation sequence ends here`, ladderEventName(ctx.node.name, decision.state.stepStartedAt, reason));
 }
 
 export function needsHumanEvent(ctx: EventContext, decision: Extract<RemediationDecision, { kind: 'needs-human' }>): CoreV1Event {
@@ -72,6 +88,7 @@ export function needsHumanEvent(ctx: EventContext, decision: Extract<Remediation
     'Warning',
     controllerEventReasons.needsHuman,
     `Auto-repair gave up: ${decision.why}. A person needs to look at this node (label ${ctx.config.needsHumanLabel}=true)`,
+    ladderEventName(ctx.node.name, decision.state.sequenceStartedAt, controllerEventReasons.needsHuman),
   );
 }
 
@@ -87,8 +104,9 @@ export function quarantineEvent(ctx: EventContext, decision: Extract<QuarantineD
   return event(ctx, 'Normal', controllerEventReasons.quarantineLifted, `Removed taint ${taint}: ${decision.why}`);
 }
 
-function event(ctx: EventContext, type: 'Normal' | 'Warning', reason: string, message: string): CoreV1Event {
+function event(ctx: EventContext, type: 'Normal' | 'Warning', reason: string, message: string, name?: string): CoreV1Event {
   return nodeEvent({
+    ...(name ? { name } : {}),
     node: ctx.node,
     type,
     reason,

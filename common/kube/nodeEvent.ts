@@ -11,6 +11,12 @@ export interface NodeEventInput {
   host: string;
   now: Date;
   namespace?: string;
+  /**
+   * A name that says which occurrence this is (e.g. node + step start + reason), so that a
+   * writer that cannot know whether its predecessor wrote it can write it again: the second
+   * create is refused as AlreadyExists. Default: unique per call.
+   */
+  name?: string;
 }
 
 /** Events longer than this are cut; the API server rejects messages over 1 KiB anyway. */
@@ -29,7 +35,7 @@ export function nodeEvent(input: NodeEventInput): CoreV1Event {
   return {
     apiVersion: 'v1',
     kind: 'Event',
-    metadata: { name: `${input.node.name}.${nanos.toString(16)}`, namespace },
+    metadata: { name: input.name ?? `${input.node.name}.${nanos.toString(16)}`, namespace },
     involvedObject: { apiVersion: 'v1', kind: 'Node', name: input.node.name, uid: input.node.uid ?? input.node.name },
     type: input.type,
     reason: input.reason,

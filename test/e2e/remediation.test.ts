@@ -1,5 +1,7 @@
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
+import { serializeRemediationState, type RemediationState } from '../../controller/remediationState.js';
 import { RemediationHarness, sleep } from '../support/remediationHarness.js';
 
 /**
@@ -20,6 +22,14 @@ afterEach(async () => {
 afterAll(async () => {
   await h?.close();
 });
+
+/** What a leader writes before it acts (and what it leaves when it dies right after). */
+async function storeState(name: string, state: RemediationState): Promise<void> {
+  await h.admin.patchNode(
+    { name, body: { metadata: { annotations: { 'nodepulse.io/remediation-state': serializeRemediationState(state) } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  );
+}
 
 describe('the remediation controller end to end', () => {
   it('walks a NotReady node through reboot, reimage and redeploy on its own scale set instance, with the AKS events', async () => {
@@ -134,6 +144,38 @@ describe('the remediation controller end to end', () => {
     expect(h.arm.posts('2', 'restart')).toBe(1);
     expect(h.arm.posts('2', 'reimage')).toBe(1);
     expect((await h.reasonsOf(sick)).slice(0, 3)).toEqual(['NodeRebootStart', 'NodeRebootEnd', 'NodeReimageStart']);
+  });
+
+  it('a step its dead leader stored but never announced: the next leader writes its Start event, asks ARM, and sends it once', async () => {
+    const { pool, names } = await h.createPool(5);
+    const sick = names[3] ?? '';
+    await h.setReady(sick, 'False');
+    const startedAt = Date.now() - 2000;
+    await storeState(sick, { step: 'reboot', phase: 'started', attempt: 1, sequenceStartedAt: startedAt, stepStartedAt: startedAt });
+    h.startReplica('replica-a', h.controllerConfig(pool));
+    await h.leading('replica-a');
+    await h.eventually('NodeRebootEnd', async () => ((await h.reasonsOf(sick)).includes('NodeRebootEnd') ? true : undefined), 30_000);
+    const events = await h.eventsOf(sick);
+    expect(events.slice(0, 2).map((e) => e.reason)).toEqual(['NodeRebootStart', 'NodeRebootEnd']);
+    expect(events[0]?.message).toContain('by a leader that stopped before recording its outcome');
+    expect(h.arm.posts('3', 'restart')).toBe(1);
+  });
+
+  it('a reboot that finished while its leader died before saying so: the next leader writes its End event and sends nothing', async () => {
+    const { pool, names } = await h.createPool(5);
+    const sick = names[4] ?? '';
+    await h.setReady(sick, 'False');
+    const startedAt = Date.now() - 5000;
+    await storeState(sick, { step: 'reboot', phase: 'started', attempt: 1, sequenceStartedAt: startedAt, stepStartedAt: startedAt });
+    // ARM finished an operation on the instance after the step began: the restart ran.
+    h.arm.setInstance('4', { provisioning: 'succeeded', time: new Date(startedAt + 3000).toISOString(), power: 'running' });
+    h.startReplica('replica-a', h.controllerConfig(pool));
+    await h.leading('replica-a');
+    await h.eventually('NodeRebootEnd', async () => ((await h.reasonsOf(sick)).includes('NodeRebootEnd') ? true : undefined), 30_000);
+    expect(h.arm.posts('4', 'restart')).toBe(0);
+    const reasons = await h.reasonsOf(sick);
+    expect(reasons.filter((r) => r === 'NodeRebootStart')).toHaveLength(1);
+    expect(reasons.filter((r) => r === 'NodeRebootEnd')).toHaveLength(1);
   });
 
   it('quarantines a node with our NoSchedule taint while an agent condition is True, and lifts it when it clears', async () => {

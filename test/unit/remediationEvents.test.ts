@@ -32,8 +32,20 @@ describe('remediation events on the Node', () => {
     ['redeploy', 'NodeRedeployStart', 'NodeRedeployEnd', 'NodeRedeployError'],
   ] as const)('%s uses the AKS reasons %s, %s and %s', (step, startReason, endReason, errorReason) => {
     expect(stepStartEvent(ctx(), start(step, 'x'), false).reason).toBe(startReason);
-    expect(stepEndEvent(ctx(), step, { ok: true, detail: 'done' }).reason).toBe(endReason);
-    expect(stepErrorEvent(ctx(), step, { code: 'C', message: 'm' }).reason).toBe(errorReason);
+    expect(stepEndEvent(ctx(), step, now.getTime(), { ok: true, detail: 'done' }).reason).toBe(endReason);
+    expect(stepErrorEvent(ctx(), step, now.getTime(), { code: 'C', message: 'm' }).reason).toBe(errorReason);
+  });
+
+  it('names each ladder event by its node, its step start and its reason, so a successor writing it again makes no second event', () => {
+    const decision = start('reboot', 'x');
+    const first = stepStartEvent(ctx(), decision, false);
+    const again = stepStartEvent({ ...ctx(), instance: 'another-replica', now: new Date(now.getTime() + 60_000) }, decision, false);
+    expect(first.metadata?.name).toBe(again.metadata?.name);
+    expect(first.metadata?.name).toBe(`aks-nodepool1-12345678-vmss000003.ladder-${now.getTime().toString(16)}.noderebootstart`);
+    const end = stepEndEvent(ctx(), 'reboot', now.getTime(), { ok: true, detail: 'done' });
+    const error = stepErrorEvent(ctx(), 'reboot', now.getTime(), { code: 'C', message: 'm' });
+    expect(new Set([first.metadata?.name, end.metadata?.name, error.metadata?.name]).size).toBe(3);
+    expect(stepEndEvent(ctx(), 'reboot', now.getTime() + 1, { ok: true, detail: 'done' }).metadata?.name).not.toBe(end.metadata?.name);
   });
 
   it('says why the reboot started and where it stands in the sequence', () => {
@@ -52,19 +64,19 @@ describe('remediation events on the Node', () => {
   });
 
   it('an End event says nothing about health', () => {
-    const e = stepEndEvent(ctx(), 'reboot', { ok: true, detail: 'restart of scale set v instance 3 succeeded' });
+    const e = stepEndEvent(ctx(), 'reboot', now.getTime(), { ok: true, detail: 'restart of scale set v instance 3 succeeded' });
     expect(e.message).toBe(
       "Reboot finished: restart of scale set v instance 3 succeeded. This says nothing about the node's health, which is checked over the next 5m",
     );
   });
 
   it('an Error event carries the provider\'s error code verbatim', () => {
-    const e = stepErrorEvent(ctx(), 'reboot', { code: 'AuthorizationFailed', message: "The client 'x' does not have authorization" });
+    const e = stepErrorEvent(ctx(), 'reboot', now.getTime(), { code: 'AuthorizationFailed', message: "The client 'x' does not have authorization" });
     expect(e).toMatchObject({ type: 'Warning', message: "Reboot failed: AuthorizationFailed: The client 'x' does not have authorization" });
   });
 
   it('an inconclusive step says it is tried again and that nothing more destructive follows', () => {
-    const e = stepErrorEvent(ctx(), 'reboot', { code: 'OperationNotAllowed', message: 'another operation is in progress' }, 'inconclusive');
+    const e = stepErrorEvent(ctx(), 'reboot', now.getTime(), { code: 'OperationNotAllowed', message: 'another operation is in progress' }, 'inconclusive');
     expect(e.reason).toBe('NodeRebootError');
     expect(e.message).toBe(
       'Reboot failed: OperationNotAllowed: another operation is in progress; its outcome could not be established, so the same step is tried again after 1m and nothing more destructive follows from it',
@@ -72,7 +84,7 @@ describe('remediation events on the Node', () => {
   });
 
   it('a step that can never succeed says nothing else is tried', () => {
-    const e = stepErrorEvent(ctx(), 'reboot', { code: 'NotAScaleSetInstance', message: 'spec.providerID is not a VM scale set instance' }, 'permanent');
+    const e = stepErrorEvent(ctx(), 'reboot', now.getTime(), { code: 'NotAScaleSetInstance', message: 'spec.providerID is not a VM scale set instance' }, 'permanent');
     expect(e.message).toContain('this can never succeed on this node, so nothing else is tried');
   });
 
