@@ -124,6 +124,11 @@ export class PrometheusServer {
     return new Map(data.groups.flatMap((g) => g.rules.map((r) => [r.name, r.state ?? ''] as const)));
   }
 
+  /** An instant query's result; rejects with Prometheus' error (a parse or an evaluation error). */
+  query(query: string): Promise<{ resultType: string; result: unknown[] }> {
+    return this.api('query', { query });
+  }
+
   /** The syntax tree of a PromQL expression, from Prometheus' own parser; rejects with its error. */
   parseQuery(query: string): Promise<QueryNode> {
     return this.api<QueryNode>('parse_query', { query });
