@@ -3,13 +3,14 @@ import type { AgentConfig } from './config/schema.js';
 import { ConditionEngine, type ConditionRule } from './conditions/conditionEngine.js';
 import { conditionTypeByProbe, type ProbeName } from '../common/contract.js';
 import { AgentMetrics } from './metrics/agentMetrics.js';
+import type { Monitor } from './monitors/monitor.js';
 import { ProbeLoop } from './probeLoop.js';
 import type { Probe } from './probes/probe.js';
 import { HealthServer, type HealthSource, type RouteHandler } from './server/healthServer.js';
 
-/** Condition rules for the probes that run, with each probe's hysteresis from config. */
-export function conditionRules(config: AgentConfig, probes: readonly Probe[]): ConditionRule[] {
-  return probes.map((probe) => {
+/** Condition rules for the probes that run (each probe's hysteresis from config) and the monitors'. */
+export function conditionRules(config: AgentConfig, probes: readonly Probe[], monitors: readonly Monitor[] = []): ConditionRule[] {
+  const probeRules = probes.map((probe) => {
     const name = probe.name as ProbeName;
     const settings = config.probes[name];
     return {
@@ -19,12 +20,20 @@ export function conditionRules(config: AgentConfig, probes: readonly Probe[]): C
       recoveryThreshold: settings.recoveryThreshold,
     };
   });
+  return [...probeRules, ...monitors.flatMap((monitor) => monitor.rules)];
 }
 
 export interface AgentOptions {
   routes?: Record<string, RouteHandler>;
   /** Extra readiness gates (e.g. the publisher's first sync). */
   readiness?: Array<() => string | undefined>;
+  /** Streaming sources (the kernel log). */
+  monitors?: readonly Monitor[];
+  /**
+   * The publisher adopts the Node's conditions first and then starts the monitors
+   * (loop.startMonitors), so a replayed lookback meets them; standalone, start() does.
+   */
+  monitorsAfterAdoption?: boolean;
 }
 
 /**
@@ -41,10 +50,11 @@ export class Agent {
     readonly config: AgentConfig,
     probes: readonly Probe[],
     private readonly log: Logger,
-    options: AgentOptions = {},
+    private readonly options: AgentOptions = {},
   ) {
-    this.engine = new ConditionEngine(conditionRules(config, probes), Date.now());
-    this.loop = new ProbeLoop(probes, this.engine, log);
+    const monitors = options.monitors ?? [];
+    this.engine = new ConditionEngine(conditionRules(config, probes, monitors), Date.now(), monitors.find((m) => m.boot)?.boot);
+    this.loop = new ProbeLoop(probes, this.engine, log, monitors);
     const nodeName = config.nodeName || 'standalone';
     const readiness = options.readiness ?? [];
     const source: HealthSource = {
@@ -80,12 +90,18 @@ export class Agent {
         }
       }
     });
+    this.loop.on('events', (events) => {
+      this.metrics.recordEvents(events);
+      this.server.broadcast(undefined, events);
+      for (const event of events) this.log.info({ reason: event.reason }, event.message);
+    });
   }
 
   async start(): Promise<void> {
     for (const condition of this.engine.list()) this.metrics.recordCondition(condition, []);
     await this.server.listen();
     this.loop.start();
+    if (!this.options.monitorsAfterAdoption) this.loop.startMonitors();
   }
 
   async stop(): Promise<void> {

@@ -6,6 +6,7 @@ import { createLogger } from '../common/log.js';
 import { onceExitCode, onceJson, renderTable, sampleOnce } from './onceReport.js';
 import { InClusterWiring } from './inCluster.js';
 import { describeInventory, nodeInventory } from './nodeInventory.js';
+import { buildMonitors } from './monitors/registry.js';
 import { buildProbes } from './probes/registry.js';
 import { runCli } from '../common/cliRunner.js';
 
@@ -70,21 +71,27 @@ async function main(): Promise<number> {
   }
 
   if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
-  const agent = new Agent(config, probes, log, { routes: wiring?.routes, readiness: wiring ? [wiring.readiness] : [] });
+  const monitors = buildMonitors(config, log);
+  const agent = new Agent(config, probes, log, { routes: wiring?.routes, readiness: wiring ? [wiring.readiness] : [], monitors, monitorsAfterAdoption: wiring !== undefined });
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   await agent.start();
   log.info({ probes: probes.map((p) => p.name), profile: config.profile, publish: config.publish.enabled }, 'nodepulse agent running');
+  let signal: string;
   try {
     // The local endpoint already serves while the publisher waits for the API server.
     await Promise.race([wiring?.attach(agent), stopped]);
-    log.info({ signal: await stopped }, 'shutting down');
+    signal = await stopped;
+    log.info({ signal }, 'shutting down');
   } finally {
     wiring?.stop();
     await agent.stop();
   }
+  // A read of /dev/kmsg waits in the kernel for the next record on a libuv thread, which
+  // process.exit() would wait to join: end by the signal that asked, its default action.
+  if (monitors.length > 0) process.kill(process.pid, signal);
   return 0;
 }
 

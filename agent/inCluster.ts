@@ -89,7 +89,10 @@ export class InClusterWiring {
     this.publisher = publisher;
     await publisher.adopt();
     agent.loop.on('observation', (observation) => publisher.onObservation(observation));
+    agent.loop.on('events', (events) => publisher.onEvents(events));
     publisher.start();
+    // After adoption: a replayed kernel-log lookback meets the conditions already on the Node.
+    agent.loop.startMonitors();
     if (this.config.reboot.enabled) {
       this.reboot = new RebootOnRequest(this.api, this.config.reboot, this.config.nodeName, this.config.procRoot, events, this.log);
       this.reboot.start();

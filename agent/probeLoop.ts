@@ -1,21 +1,27 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { ConditionEngine, type Observation } from './conditions/conditionEngine.js';
+import { ConditionEngine, type Observation, type ProblemEvent } from './conditions/conditionEngine.js';
 import { engineReasons } from '../common/contract.js';
+import type { Monitor } from './monitors/monitor.js';
 import type { Probe, ProbeResult } from './probes/probe.js';
 
 export interface ProbeLoopEvents {
   result: [ProbeResult];
-  observation: [Observation, ProbeResult];
+  /** A condition was looked at (a probe's sample, a monitor's record, a clearing rule). */
+  observation: [Observation, ProbeResult | undefined];
+  /** One-off problems of a monitor (NPD's temporary rules): Events, no condition. */
+  events: [ProblemEvent[]];
 }
 
 /**
  * Samples every probe on its own interval, never two runs of one probe at once, each run
- * bounded by a timeout, and feeds the results to the condition engine. Consumers (publisher,
- * endpoint, metrics) subscribe to `result` and `observation`.
+ * bounded by a timeout, and feeds the results to the condition engine; streaming monitors
+ * feed it the same results as their records arrive. Consumers (publisher, endpoint, metrics)
+ * subscribe to `result`, `observation` and `events`.
  */
 export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
   private readonly timers = new Set<NodeJS.Timeout>();
+  private monitorsRunning = false;
   private readonly latest = new Map<string, ProbeResult>();
   private readonly inFlight = new Map<string, Promise<ProbeResult>>();
   private readonly controller = new AbortController();
@@ -26,8 +32,42 @@ export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
     readonly probes: readonly Probe[],
     readonly engine: ConditionEngine,
     private readonly log: Logger,
+    readonly monitors: readonly Monitor[] = [],
+    private readonly now: () => number = Date.now,
   ) {
     super();
+  }
+
+  /**
+   * Starts the streaming monitors. In a cluster this waits for adoption, so that a replayed
+   * lookback meets the conditions already on the Node: first a boot-scoped condition of an
+   * earlier boot clears, then records arrive.
+   */
+  startMonitors(): void {
+    if (this.monitorsRunning || this.monitors.length === 0) return;
+    this.monitorsRunning = true;
+    for (const observation of this.engine.clearEarlierBoots(this.now())) this.emit('observation', observation, undefined);
+    const sink = { emit: (result: ProbeResult) => this.feed(result), condition: (type: string) => this.engine.get(type) };
+    for (const monitor of this.monitors) monitor.start(sink);
+    if (this.monitors.some((m) => m.rules.some((r) => r.clearAfterMs !== undefined))) {
+      const timer = setInterval(() => {
+        for (const observation of this.engine.expire(this.now())) this.emit('observation', observation, undefined);
+      }, 1000);
+      this.timers.add(timer);
+    }
+  }
+
+  /** A monitor's result, as it arrives. */
+  feed(result: ProbeResult): void {
+    this.emit('result', result);
+    if (result.temporary) {
+      const event = this.engine.oneOff(result);
+      if (event) this.emit('events', [event]);
+      return;
+    }
+    this.latest.set(result.probe, result);
+    const observation = this.engine.observe(result);
+    if (observation) this.emit('observation', observation, result);
   }
 
   start(): void {
@@ -41,6 +81,7 @@ export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
   stop(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers.clear();
+    for (const monitor of this.monitors) monitor.stop();
     this.controller.abort();
   }
 

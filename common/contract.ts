@@ -25,6 +25,48 @@ export type ConditionType = (typeof conditionTypeByProbe)[ProbeName];
 export const probeNames = Object.keys(conditionTypeByProbe) as ProbeName[];
 export const ownedConditionTypes: readonly ConditionType[] = Object.values(conditionTypeByProbe);
 
+/**
+ * Conditions of the monitors that replace node-problem-detector. **The one exception to the
+ * `*Problem` convention:** these keep NPD's own names, so a cluster moving from NPD keeps the
+ * alerts, dashboards and repair policies that read them (Karpenter's node repair, EKS's and
+ * AKS's read KernelDeadlock, ReadonlyFilesystem, ...). None collides with the kubelet's. A
+ * rule file may add its own condition types; the agent owns those while they are configured.
+ */
+export const logMonitorConditionTypes = {
+  kernelDeadlock: 'KernelDeadlock',
+  readonlyFilesystem: 'ReadonlyFilesystem',
+  xfsShutdown: 'XfsShutdown',
+  cperHardwareErrorFatal: 'CperHardwareErrorFatal',
+  /** Not NPD's (it has no GPU rules): ours, so it follows the convention. */
+  gpuProblem: 'GPUProblem',
+} as const;
+
+/** NPD's names for a crash-looping kubelet or container runtime (its systemd monitor). */
+export const restartConditionTypes = {
+  kubelet: 'FrequentKubeletRestart',
+  containerd: 'FrequentContainerdRestart',
+} as const;
+
+/** The container runtime's health over CRI: the name AKS's NPD uses. */
+export const containerRuntimeConditionType = 'ContainerRuntimeProblem';
+
+/** Every monitor condition type nodepulse defines (rule files may define more). */
+export const monitorConditionTypes: readonly string[] = [
+  ...Object.values(logMonitorConditionTypes),
+  ...Object.values(restartConditionTypes),
+  containerRuntimeConditionType,
+];
+
+/** Why a monitor condition cleared: it says so in the reason (NPD's never clear by themselves). */
+export const clearedReasons = {
+  /** The problem was logged in an earlier boot (/proc/sys/kernel/random/boot_id changed). */
+  reboot: 'ClearedByReboot',
+  /** Every affected mount is read-write again (/proc/self/mountinfo). */
+  remountedReadWrite: 'RemountedReadWrite',
+  /** No line matched the rule for its clearAfterSeconds. */
+  quietPeriod: 'ClearedAfterQuietPeriod',
+} as const;
+
 /** Reasons any agent condition can carry besides its probe's own. */
 export const engineReasons = {
   /** Initial state: the check exists and has not found a problem yet. */

@@ -1,5 +1,8 @@
 import { isAgentFault, type ProbeResult } from '../probes/probe.js';
-import { engineReasons, type ConditionType } from '../../common/contract.js';
+import { clearedReasons, engineReasons } from '../../common/contract.js';
+
+/** A probe's type (common/contract.ts) or a monitor's, which a rule file may name. */
+export type ConditionType = string;
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';
 
@@ -10,6 +13,23 @@ export interface ConditionRule {
   failureThreshold: number;
   /** Consecutive good samples before it turns False again. */
   recoveryThreshold: number;
+  /** The healthy reason and message before any result (a rule file's conditions[]); else NoProblemYet. */
+  initial?: { reason: string; message: string };
+  /**
+   * A problem of one boot (read from its kernel log): its message carries the boot ID, and a
+   * condition of an earlier boot clears with ClearedByReboot (clearEarlierBoots).
+   */
+  bootScoped?: boolean;
+  /** True clears with ClearedAfterQuietPeriod when no problem result came for this long (expire). */
+  clearAfterMs?: number;
+}
+
+/** What the engine knows of the boot it runs in, for boot-scoped conditions. */
+export interface BootFacts {
+  /** /proc/sys/kernel/random/boot_id. */
+  bootId: string;
+  /** Epoch ms the boot started (now - /proc/uptime). */
+  startedAt: number;
 }
 
 export interface NodeCondition {
@@ -25,7 +45,8 @@ export interface NodeCondition {
 export interface ProblemEvent {
   kind: 'transition' | 'temporary';
   severity: 'Normal' | 'Warning';
-  conditionType: ConditionType;
+  /** Absent for a one-off problem of a monitor (NPD's temporary rule): an Event with no condition. */
+  conditionType?: ConditionType;
   reason: string;
   message: string;
   at: number;
@@ -53,28 +74,111 @@ export class ConditionEngine {
   private readonly rules = new Map<string, ConditionRule>();
   private readonly conditions = new Map<ConditionType, NodeCondition>();
   private readonly streaks = new Map<ConditionType, Streaks>();
+  /** Epoch ms of the last problem result per condition with clearAfterMs. */
+  private readonly lastProblemAt = new Map<ConditionType, number>();
+  /** lastTransitionTime of each condition adopted from the Node: replayed lines up to it are in that state. */
+  private readonly adoptedTransition = new Map<ConditionType, number>();
+  /** When the previous agent last wrote the Node (adoption); replayed one-off problems before it were reported by it. */
+  private previousAgentWroteAt = -Infinity;
 
-  constructor(rules: ConditionRule[], now: number) {
+  constructor(
+    rules: ConditionRule[],
+    now: number,
+    private readonly boot?: BootFacts,
+  ) {
     for (const rule of rules) {
+      if (this.conditions.has(rule.type)) throw new Error(`condition ${rule.type} is owned by two sources (${this.ruleOf(rule.type)?.probe} and ${rule.probe})`);
       this.rules.set(rule.probe, rule);
       this.conditions.set(rule.type, {
         type: rule.type,
         status: 'False',
-        reason: engineReasons.pending,
-        message: `${rule.probe} check is enabled and has not found a problem yet`,
+        reason: rule.initial?.reason ?? engineReasons.pending,
+        message: rule.initial?.message ?? `${rule.probe} check is enabled and has not found a problem yet`,
         lastTransitionTime: now,
       });
       this.streaks.set(rule.type, { bad: 0, good: 0, errors: 0 });
     }
   }
 
+  private ruleOf(type: ConditionType): ConditionRule | undefined {
+    for (const rule of this.rules.values()) if (rule.type === type) return rule;
+    return undefined;
+  }
+
+  /** The condition types this engine owns (the probes' and the monitors' that run). */
+  types(): ConditionType[] {
+    return [...this.conditions.keys()];
+  }
+
   /**
    * Takes over a condition already on the Node (after a restart or rolling update) so no
    * spurious transition is reported. Only the engine's own types are adopted.
    */
-  adopt(existing: NodeCondition): void {
+  adopt(existing: NodeCondition, lastHeartbeatTime?: number): void {
     if (!this.conditions.has(existing.type)) return;
     this.conditions.set(existing.type, { ...existing });
+    this.adoptedTransition.set(existing.type, existing.lastTransitionTime);
+    if (existing.status === 'True') this.lastProblemAt.set(existing.type, existing.lastTransitionTime);
+    if (lastHeartbeatTime !== undefined && lastHeartbeatTime > this.previousAgentWroteAt) this.previousAgentWroteAt = lastHeartbeatTime;
+  }
+
+  /**
+   * Boot-scoped conditions still True from an earlier boot clear (after adoption): their
+   * message names another boot ID, or, written by NPD (no boot ID), they turned True before
+   * this boot started.
+   */
+  clearEarlierBoots(now: number): Observation[] {
+    const boot = this.boot;
+    if (!boot) return [];
+    const cleared: Observation[] = [];
+    for (const rule of this.rules.values()) {
+      const condition = this.conditions.get(rule.type) as NodeCondition;
+      if (!rule.bootScoped || condition.status !== 'True') continue;
+      const tagged = bootTag.exec(condition.message)?.[1];
+      const earlier = tagged !== undefined ? tagged !== boot.bootId : condition.lastTransitionTime < boot.startedAt;
+      if (!earlier) continue;
+      const message = `cleared: the problem was logged in an earlier boot${tagged ? ` (${tagged})` : ''}, this is boot ${boot.bootId}; it was: ${condition.message.replace(bootTag, '')}`;
+      cleared.push(this.clear(rule, condition, clearedReasons.reboot, message, now));
+    }
+    return cleared;
+  }
+
+  /** Conditions with clearAfterMs that saw no problem result for that long clear. */
+  expire(now: number): Observation[] {
+    const cleared: Observation[] = [];
+    for (const rule of this.rules.values()) {
+      if (rule.clearAfterMs === undefined) continue;
+      const condition = this.conditions.get(rule.type) as NodeCondition;
+      const last = this.lastProblemAt.get(rule.type);
+      if (condition.status !== 'True' || last === undefined || now - last < rule.clearAfterMs) continue;
+      const message = `cleared: no recurrence for ${Math.round(rule.clearAfterMs / 1000)}s; it was: ${condition.message}`;
+      cleared.push(this.clear(rule, condition, clearedReasons.quietPeriod, message, now));
+    }
+    return cleared;
+  }
+
+  private clear(rule: ConditionRule, condition: NodeCondition, reason: string, message: string, now: number): Observation {
+    condition.status = 'False';
+    condition.reason = reason;
+    condition.message = message;
+    condition.lastTransitionTime = now;
+    this.lastProblemAt.delete(rule.type);
+    const streak = this.streaks.get(rule.type) as Streaks;
+    streak.bad = 0;
+    streak.good = 0;
+    streak.errors = 0;
+    const event: ProblemEvent = { kind: 'transition', severity: 'Normal', conditionType: rule.type, reason, message, at: now };
+    return { condition: { ...condition }, changed: true, events: [event] };
+  }
+
+  /**
+   * A one-off problem (NPD's temporary rule): an Event, no condition. One replayed from the
+   * log's lookback is dropped when the previous agent wrote the Node after it was logged
+   * (it reported it then).
+   */
+  oneOff(result: ProbeResult): ProblemEvent | undefined {
+    if (result.replayed && result.at <= this.previousAgentWroteAt) return undefined;
+    return { kind: 'temporary', severity: 'Warning', reason: result.reason, message: result.message, at: result.at };
   }
 
   list(): NodeCondition[] {
@@ -86,10 +190,16 @@ export class ConditionEngine {
     return c && { ...c };
   }
 
-  observe(result: ProbeResult): Observation | undefined {
-    const rule = this.rules.get(result.probe);
+  observe(input: ProbeResult): Observation | undefined {
+    const rule = this.rules.get(input.probe);
     if (!rule) return undefined;
     const condition = this.conditions.get(rule.type) as NodeCondition;
+    // A line replayed from the log's lookback that is not newer than the state adopted from
+    // the Node is already in it (the API keeps whole seconds: the second of the transition counts).
+    const adopted = this.adoptedTransition.get(rule.type);
+    if (input.replayed && adopted !== undefined && input.at < Math.floor(adopted / 1000) * 1000 + 1000) return undefined;
+    const result = rule.bootScoped && this.boot && !input.healthy && !isAgentFault(input) ? { ...input, message: `${input.message} [boot ${this.boot.bootId}]` } : input;
+    if (!result.healthy && !isAgentFault(result) && rule.clearAfterMs !== undefined) this.lastProblemAt.set(rule.type, result.at);
     const streak = this.streaks.get(rule.type) as Streaks;
     const before = { status: condition.status, reason: condition.reason };
     const events: ProblemEvent[] = [];
@@ -145,3 +255,6 @@ export class ConditionEngine {
     return { condition: { ...condition }, changed, events };
   }
 }
+
+/** The boot ID a boot-scoped condition's message ends with. */
+const bootTag = / \[boot ([0-9a-f-]+)\]$/;

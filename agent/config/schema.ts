@@ -1,6 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { keys, konnectivityDeployment, type ProbeName } from '../../common/contract.js';
+import { keys, konnectivityDeployment, ownedConditionTypes, type ProbeName } from '../../common/contract.js';
+import { builtinRuleSets, type BuiltinRuleSet } from '../monitors/builtinRules.js';
+import type { LogRuleSet } from '../monitors/logRules.js';
+import { RuleFileError, readRuleFile, ruleSetFrom } from '../monitors/ruleFile.js';
 
 /**
  * The agent's configuration, validated once at the edge. Every key has a default so an empty
@@ -197,6 +200,56 @@ const reboot = z.strictObject({
 
 const withDefaults = <T extends z.ZodType>(s: T) => s.prefault({} as never);
 
+/**
+ * NPD's kernel monitor: /dev/kmsg through rule sets in NPD's rule-file format. Off in the
+ * embedded standalone defaults (a laptop's kernel log is no node's), on in the manifests.
+ */
+const kernelMonitor = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** The kernel log; a test points it at a fixture file where it cannot write the real one. */
+    kmsgPath: absolutePath.default('/dev/kmsg'),
+    /** Built-in rule sets: NPD's kernel-monitor.json and readonly-monitor.json, and NVIDIA GPU Xid errors. */
+    builtin: z.array(z.enum(Object.keys(builtinRuleSets) as [BuiltinRuleSet, ...BuiltinRuleSet[]])).default(['kernel', 'readonly', 'gpu']),
+    /** NPD system-log-monitor files (JSON), read as they are, e.g. /etc/npd/kernel-monitor.json. */
+    ruleFiles: z.array(absolutePath).default([]),
+    /** Checked for ReadonlyFilesystem when its line names no mounted device; empty: probes.diskSpace.paths. */
+    readonlyPaths: z.array(absolutePath).default([]),
+    /** How often a True ReadonlyFilesystem looks at the mounts for read-write again. */
+    mountCheckSeconds: interval.default(10),
+  })
+  .transform((kernel, ctx) => ({ ...kernel, ruleSets: kernel.enabled ? resolveRuleSets(kernel, ctx) : [] }));
+
+/** The rule sets to run, each validated and its patterns translated; problems are config issues with the file named. */
+function resolveRuleSets(kernel: { builtin: BuiltinRuleSet[]; ruleFiles: string[] }, ctx: z.RefinementCtx): LogRuleSet[] {
+  const sets: LogRuleSet[] = [];
+  const load = (path: (string | number)[], origin: string, read: () => LogRuleSet) => {
+    try {
+      sets.push(read());
+    } catch (err) {
+      if (!(err instanceof RuleFileError)) throw err;
+      for (const issue of err.issues) ctx.addIssue({ code: 'custom', path, message: `${origin}: ${issue}` });
+    }
+  };
+  for (const name of new Set(kernel.builtin)) load(['builtin'], `built-in ${name}`, () => ruleSetFrom(builtinRuleSets[name], `built-in ${name}`));
+  kernel.ruleFiles.forEach((file, i) => load(['ruleFiles', i], file, () => readRuleFile(file)));
+  const owner = new Map<string, string>();
+  for (const set of sets) {
+    for (const condition of set.conditions) {
+      const other = owner.get(condition.type) ?? (ownedConditionTypes.includes(condition.type as (typeof ownedConditionTypes)[number]) ? 'a probe' : undefined);
+      if (other) {
+        ctx.addIssue({ code: 'custom', path: ['ruleFiles'], message: `${set.origin}: condition ${condition.type} is already set by ${other}; a condition has one owner (drop the built-in set or rename it)` });
+      }
+      owner.set(condition.type, set.origin);
+    }
+  }
+  return sets;
+}
+
+const monitors = z.strictObject({
+  kernel: withDefaults(kernelMonitor),
+});
+
 export const agentConfigSchema = z
   .strictObject({
     profile: z.enum(['generic', 'azure']).default('generic'),
@@ -209,6 +262,7 @@ export const agentConfigSchema = z
     server: withDefaults(server),
     publish: withDefaults(publish),
     reboot: withDefaults(reboot),
+    monitors: withDefaults(monitors),
     probes: withDefaults(
       z.strictObject({
         cpu: withDefaults(cpu),
@@ -272,3 +326,4 @@ export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type ProbesConfig = AgentConfig['probes'];
 export type DnsConfig = ProbesConfig['dns'];
 export type DnsCheckConfig = z.output<typeof dnsCheck>;
+export type KernelMonitorConfig = AgentConfig['monitors']['kernel'];

@@ -63,6 +63,11 @@ export class AgentMetrics {
     }
     this.gaugeReason.set(condition.type, condition.reason);
     this.problemGauge.set({ type: condition.type, reason: condition.reason }, condition.status === 'True' ? 1 : 0);
+    this.recordEvents(events);
+  }
+
+  /** NPD counts every problem it reports, one-off ones (an OOM kill) included. */
+  recordEvents(events: readonly ProblemEvent[]): void {
     for (const event of events) {
       if (event.severity === 'Warning') this.problemCounter.inc({ reason: event.reason });
     }

@@ -27,6 +27,13 @@ export interface ProbeResult extends Verdict {
   /** How long the sample took, in milliseconds. */
   durationMs: number;
   figures: Figures;
+  /**
+   * A streaming monitor's one-off problem (NPD's temporary rule, e.g. an OOM kill): an Event
+   * and nothing else; `probe` names the monitor, no condition is touched.
+   */
+  temporary?: boolean;
+  /** Read back from before the agent started (a log's lookback): it may already be on the Node. */
+  replayed?: boolean;
 }
 
 export interface Probe {

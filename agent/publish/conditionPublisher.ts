@@ -1,7 +1,7 @@
 import type { V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ConditionEngine, NodeCondition, Observation } from '../conditions/conditionEngine.js';
-import { ownedConditionTypes, type ConditionType } from '../../common/contract.js';
+import type { ConditionEngine, ConditionType, NodeCondition, Observation, ProblemEvent } from '../conditions/conditionEngine.js';
+import { monitorConditionTypes, ownedConditionTypes } from '../../common/contract.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError } from '../kube/kubeClient.js';
 import { Backoff } from './backoff.js';
@@ -65,16 +65,19 @@ export class ConditionPublisher {
       try {
         const node = await this.api.getNode(nodeName);
         this.events.setNodeUid(node.metadata?.uid);
-        const enabled = new Set(this.engine.list().map((c) => c.type));
+        const enabled = new Set(this.engine.types());
         for (const existing of node.status?.conditions ?? []) {
-          const type = existing.type as ConditionType;
-          if (!ownedConditionTypes.includes(type)) continue;
+          const type = existing.type;
+          // A type only a rule file names is ours while configured; once it is not, it may be
+          // another tool's (NPD's), so it is left alone.
+          const known = ownedConditionTypes.includes(type as (typeof ownedConditionTypes)[number]) || monitorConditionTypes.includes(type);
           if (!enabled.has(type)) {
-            this.stale.push(type);
+            if (known) this.stale.push(type);
             continue;
           }
           const adopted = fromApi(existing);
-          if (adopted) this.engine.adopt(adopted);
+          const heartbeat = Date.parse(String(existing.lastHeartbeatTime ?? ''));
+          if (adopted) this.engine.adopt(adopted, Number.isFinite(heartbeat) ? heartbeat : undefined);
         }
         this.log.info({ node: nodeName, adopted: [...enabled], removing: this.stale }, 'adopted node conditions');
         this.backoff.reset();
@@ -106,6 +109,12 @@ export class ConditionPublisher {
     for (const event of observation.events) this.events.record(event.severity, event.reason, event.message);
     if (observation.changed) this.dirty = true;
     if (observation.changed || observation.events.length > 0) this.kick();
+  }
+
+  /** A monitor's one-off problems: Events, no condition. */
+  onEvents(events: readonly ProblemEvent[]): void {
+    for (const event of events) this.events.record(event.severity, event.reason, event.message);
+    if (events.length > 0) this.kick();
   }
 
   /**
@@ -197,7 +206,7 @@ function fromApi(c: V1NodeCondition): NodeCondition | undefined {
   if (status !== 'True' && status !== 'False' && status !== 'Unknown') return undefined;
   const transition = Date.parse(String(c.lastTransitionTime ?? ''));
   return {
-    type: c.type as ConditionType,
+    type: c.type,
     status,
     reason: typeof c.reason === 'string' && c.reason ? c.reason : 'Adopted',
     message: typeof c.message === 'string' ? c.message : '',

@@ -213,14 +213,14 @@ export class HealthServer {
     );
   }
 
-  /** Sends a transition or temporary problem to every stream client. */
-  broadcast(condition: NodeCondition, events: readonly ProblemEvent[]): void {
+  /** Sends a transition or temporary problem to every stream client (a monitor's one-off problem has no condition). */
+  broadcast(condition: NodeCondition | undefined, events: readonly ProblemEvent[]): void {
     if (this.clients.size === 0) return;
     for (const event of events) {
       const message: StreamMessage = {
         type: event.kind === 'transition' ? 'transition' : 'event',
         node: this.source.nodeName,
-        conditions: [renderCondition(condition)],
+        conditions: condition ? [renderCondition(condition)] : [],
         event: renderEvent(event),
       };
       const text = JSON.stringify(message);
