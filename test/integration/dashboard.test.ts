@@ -79,19 +79,22 @@ function selectors(node: unknown): Array<{ metric: string; labels: Map<string, s
   return [...here, ...Object.values(record).flatMap((child) => (Array.isArray(child) ? child.flatMap(selectors) : selectors(child)))];
 }
 
-/** What one target exposes: every metric name (from its TYPE lines and samples) and the labels its samples carry. */
+/** What one target exposes: its metric families by type, every series name, and the labels its samples carry. */
 interface Exposition {
+  families: Map<string, string>;
   names: Set<string>;
   labels: Map<string, Set<string>>;
 }
 
 function exposition(text: string): Exposition {
+  const families = new Map<string, string>();
   const names = new Set<string>();
   const labels = new Map<string, Set<string>>();
   for (const line of text.split('\n')) {
     const type = /^# TYPE (\S+) (\w+)/.exec(line);
     if (type) {
-      const [, name = '', kind] = type;
+      const [, name = '', kind = ''] = type;
+      families.set(name, kind);
       const suffixes = kind === 'histogram' ? ['_bucket', '_count', '_sum'] : kind === 'summary' ? ['', '_count', '_sum'] : [''];
       for (const suffix of suffixes) names.add(name + suffix);
       continue;
@@ -104,7 +107,16 @@ function exposition(text: string): Exposition {
     for (const match of labelText.matchAll(/(\w+)="/g)) own.add(match[1] ?? '');
     labels.set(name, own);
   }
-  return { names, labels };
+  return { families, names, labels };
+}
+
+/** The rows of the README's metric reference: metric (or a `prefix_*` family), type, labels. */
+function metricReference(): Array<{ metric: string; type: string; labels: string[] }> {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const section = /\n## Metric reference\n([\s\S]*?)\n## /.exec(readme)?.[1] ?? '';
+  return [...section.matchAll(/^\| `([^`]+)`(?:, `([^`]+)`)? \|\s*(\w*)\s*\|([^|]*)\|/gm)].flatMap(([, first = '', second, type = '', labels = '']) =>
+    [first, ...(second ? [second] : [])].map((metric) => ({ metric, type, labels: [...labels.matchAll(/`(\w+)`/g)].map((m) => m[1] ?? '') })),
+  );
 }
 
 describe('the Grafana dashboard and the alert rules against a real agent, a real controller and a real Prometheus', () => {
@@ -206,6 +218,28 @@ describe('the Grafana dashboard and the alert rules against a real agent, a real
   it('shows the familiar node-problem-detector panels: problem_counter and problem_gauge', () => {
     const names = new Set(dashboardQueries().flatMap((q) => [...q.expr.matchAll(/\b(problem_counter|problem_gauge)\b/g)].map((m) => m[1])));
     expect([...names].sort()).toEqual(['problem_counter', 'problem_gauge']);
+  });
+
+  it("is matched by the README's metric reference: every metric the agent and the controller expose, with its type and labels", () => {
+    const reference = metricReference();
+    const families = reference.filter((r) => r.metric.endsWith('*')).map((r) => r.metric.slice(0, -1));
+    const exact = new Map(reference.filter((r) => !r.metric.endsWith('*')).map((r) => [r.metric, r]));
+    const exposed = new Map(Object.values(scraped).flatMap((e) => [...e.families]));
+    const problems = [
+      ...[...exposed.keys()].filter((name) => !exact.has(name) && !families.some((prefix) => name.startsWith(prefix))).map((name) => `${name}: exposed, not in the reference`),
+      ...[...exact.keys()].filter((name) => !exposed.has(name)).map((name) => `${name}: in the reference, exposed by neither program`),
+      ...[...exact.values()].flatMap(({ metric, type, labels }) => {
+        const kind = exposed.get(metric);
+        const seen = [...(Object.values(scraped).find((e) => e.labels.has(metric))?.labels.get(metric) ?? [])].filter((l) => l !== 'le');
+        return [
+          ...(kind !== undefined && kind !== type ? [`${metric}: documented as ${type}, exposed as ${kind}`] : []),
+          ...seen.filter((l) => !labels.includes(l)).map((l) => `${metric}: label ${l} not documented`),
+          ...(seen.length > 0 ? labels.filter((l) => !seen.includes(l)).map((l) => `${metric}: documented label ${l} not on its series`) : []),
+        ];
+      }),
+    ];
+    expect(reference.length).toBeGreaterThan(15);
+    expect(problems).toEqual([]);
   });
 
   it('names only metrics the agent and the controller expose in every alert rule', async () => {
