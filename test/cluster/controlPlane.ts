@@ -1,18 +1,16 @@
 import { X509Certificate, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { type BinaryName, ControlPlaneSetupError, resolveBinaries, resolveKwokStages } from './binaries.js';
 import { ClusterAccess } from './clusterAccess.js';
-import { onExitCleanup } from './exitCleanup.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { KWOK_NODE_ANNOTATION, createKwokNodes } from './kwokNodes.js';
 import { ManagedProcess } from './managedProcess.js';
-import { removeWhenParentDies } from './parentDeathGuard.js';
+import { runDir } from './runDir.js';
 
 export type ControlPlaneProfile = 'apiserver' | 'full';
 
@@ -155,14 +153,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   }
   const bin = await resolveBinaries(BINARIES_BY_PROFILE[profile]);
 
-  const dir = mkdtempSync(join(tmpdir(), 'nodepulse-cluster-'));
-  const releaseGuard = removeWhenParentDies(dir);
-  const unregisterExitHook = onExitCleanup(() => rmSync(dir, { recursive: true, force: true }));
-  const removeDir = () => {
-    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-    unregisterExitHook();
-    releaseGuard();
-  };
+  const { dir, remove: removeDir } = runDir('nodepulse-cluster-');
   const processes: ManagedProcess[] = [];
   const start = (binary: string, name: string, args: string[]) => {
     const proc = new ManagedProcess(binary, args, join(dir, `${name}.log`));

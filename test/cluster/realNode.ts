@@ -1,11 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { ControlPlaneSetupError, repoRoot } from './binaries.js';
-import { onExitCleanup } from './exitCleanup.js';
 import { ManagedProcess } from './managedProcess.js';
 import { type NodeBinaries, resolveNodeBinaries } from './nodeBinaries.js';
 import { NodeCgroups } from './nodeCgroups.js';
@@ -13,7 +11,7 @@ import { CONTAINERD_SOCKET, cniConfig, containerdConfig, kubeletConfig, kubeletK
 import { NodeNamespaces } from './nodeNamespaces.js';
 import { type NodeAddresses, nodeAddresses } from './nodeNetwork.js';
 import { type NodePki, createNodePki } from './nodePki.js';
-import { removeWhenParentDies } from './parentDeathGuard.js';
+import { runDir } from './runDir.js';
 
 const READY_TIMEOUT_MS = 120_000;
 const POLL_MS = 500;
@@ -100,14 +98,7 @@ export class RealNode {
     const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
     requireKernelFeatures();
     const binaries = await resolveNodeBinaries();
-    const dir = mkdtempSync(join(tmpdir(), `nodepulse-node-${process.pid}-`));
-    const releaseGuard = removeWhenParentDies(dir);
-    const unregisterExitHook = onExitCleanup(() => rmSync(dir, { recursive: true, force: true }));
-    const removeDir = () => {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
-      unregisterExitHook();
-      releaseGuard();
-    };
+    const { dir, remove: removeDir } = runDir(`nodepulse-node-${process.pid}-`);
     const cgroups = new NodeCgroups();
     let namespaces: NodeNamespaces | undefined;
     try {
