@@ -2,6 +2,7 @@ import { main as agentMemory } from './agentMemory.js';
 import { main as apiWriteCost } from './apiWriteCost.js';
 import { main as controllerScale } from './controllerScale.js';
 import { main as detectionLatency } from './detectionLatency.js';
+import { main as doctorScale } from './doctorScale.js';
 import { main as endpointSoak } from './endpointSoak.js';
 import { main as footprint } from './footprint.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
@@ -18,6 +19,7 @@ const benchmarks: Array<[string, (options: BenchOptions) => Promise<void>]> = [
   ['detectionLatency', detectionLatency],
   ['apiWriteCost', apiWriteCost],
   ['controllerScale', controllerScale],
+  ['doctorScale', doctorScale],
   ['endpointSoak', endpointSoak],
 ];
 

@@ -1,3 +1,4 @@
+import { formatDuration } from '../common/duration.js';
 import type { DetectionConfig } from './config/controllerConfig.js';
 import type { NodeFacts } from './nodeHealth.js';
 
@@ -53,14 +54,4 @@ export function assessHealth(facts: NodeFacts, now: number, config: DetectionCon
   return { state: now >= first.unhealthyAt ? 'unhealthy' : 'failing', since, unhealthyAt: first.unhealthyAt, why: first.why };
 }
 
-/** "14m59s", "1h5m": durations in event messages and decisions (zero parts left out). */
-export function formatDuration(ms: number): string {
-  const total = Math.max(0, Math.floor(ms / 1000));
-  const parts: Array<[number, string]> = [
-    [Math.floor(total / 3600), 'h'],
-    [Math.floor((total % 3600) / 60), 'm'],
-    [total % 60, 's'],
-  ];
-  const text = parts.filter(([n]) => n > 0).map(([n, unit]) => `${n}${unit}`).join('');
-  return text === '' ? '0s' : text;
-}
+export { formatDuration };

@@ -35,8 +35,13 @@ describe('code boundaries between the programs', () => {
     expect(offenders).toEqual([]);
   });
 
-  it('common/ imports from neither program', () => {
-    const offenders = sources('common').filter((f) => reached(f).some((top) => top === 'agent' || top === 'controller'));
+  it('common/ imports from neither program nor the tools', () => {
+    const offenders = sources('common').filter((f) => reached(f).some((top) => top === 'agent' || top === 'controller' || top === 'tools'));
+    expect(offenders).toEqual([]);
+  });
+
+  it('the operator tools (tools/: the doctor) import nothing from agent/ or controller/', () => {
+    const offenders = sources('tools').filter((f) => reached(f).some((top) => top === 'agent' || top === 'controller'));
     expect(offenders).toEqual([]);
   });
 
@@ -46,5 +51,6 @@ describe('code boundaries between the programs', () => {
 
   it('the check sees imports (it would catch a violation)', () => {
     expect(reached('controller/cli.ts')).toContain('common');
+    expect(reached('tools/doctor/judging.ts')).toContain('common');
   });
 });
