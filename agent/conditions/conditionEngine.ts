@@ -76,8 +76,11 @@ export class ConditionEngine {
   private readonly streaks = new Map<ConditionType, Streaks>();
   /** Epoch ms of the last problem result per condition with clearAfterMs. */
   private readonly lastProblemAt = new Map<ConditionType, number>();
-  /** lastTransitionTime of each condition adopted from the Node: replayed lines up to it are in that state. */
-  private readonly adoptedTransition = new Map<ConditionType, number>();
+  /**
+   * What each condition adopted from the Node already holds: the last record's sequence number
+   * in its boot tag (exact), else its lastTransitionTime (NPD's, or one never raised by a record).
+   */
+  private readonly adoptedUpTo = new Map<ConditionType, { seq: number } | { at: number }>();
   /** When the previous agent last wrote the Node (adoption); replayed one-off problems before it were reported by it. */
   private previousAgentWroteAt = -Infinity;
 
@@ -105,6 +108,18 @@ export class ConditionEngine {
     return undefined;
   }
 
+  /**
+   * A line replayed from the log's lookback that the state adopted from the Node already holds:
+   * by sequence number when its boot tag says, else not newer than its transition (the API
+   * keeps whole seconds: the second of the transition counts).
+   */
+  private alreadyHeld(type: ConditionType, result: ProbeResult): boolean {
+    const upTo = this.adoptedUpTo.get(type);
+    if (!upTo) return false;
+    if ('seq' in upTo && result.seq !== undefined) return result.seq <= upTo.seq;
+    return 'at' in upTo && result.at < Math.floor(upTo.at / 1000) * 1000 + 1000;
+  }
+
   /** The condition types this engine owns (the probes' and the monitors' that run). */
   types(): ConditionType[] {
     return [...this.conditions.keys()];
@@ -117,7 +132,9 @@ export class ConditionEngine {
   adopt(existing: NodeCondition, lastHeartbeatTime?: number): void {
     if (!this.conditions.has(existing.type)) return;
     this.conditions.set(existing.type, { ...existing });
-    this.adoptedTransition.set(existing.type, existing.lastTransitionTime);
+    const tag = lastBootTag(existing.message);
+    const sameBoot = tag !== undefined && tag.bootId === this.boot?.bootId && tag.seq !== undefined;
+    this.adoptedUpTo.set(existing.type, sameBoot ? { seq: tag.seq as number } : { at: existing.lastTransitionTime });
     if (existing.status === 'True') this.lastProblemAt.set(existing.type, existing.lastTransitionTime);
     if (lastHeartbeatTime !== undefined && lastHeartbeatTime > this.previousAgentWroteAt) this.previousAgentWroteAt = lastHeartbeatTime;
   }
@@ -134,10 +151,10 @@ export class ConditionEngine {
     for (const rule of this.rules.values()) {
       const condition = this.conditions.get(rule.type) as NodeCondition;
       if (!rule.bootScoped || condition.status !== 'True') continue;
-      const tagged = bootTag.exec(condition.message)?.[1];
+      const tagged = lastBootTag(condition.message)?.bootId;
       const earlier = tagged !== undefined ? tagged !== boot.bootId : condition.lastTransitionTime < boot.startedAt;
       if (!earlier) continue;
-      const message = `cleared: the problem was logged in an earlier boot${tagged ? ` (${tagged})` : ''}, this is boot ${boot.bootId}; it was: ${condition.message.replace(bootTag, '')}`;
+      const message = `cleared: the problem was logged in an earlier boot${tagged ? ` (${tagged})` : ''}, this is boot ${boot.bootId}; it was: ${condition.message.replace(bootTags, '')}`;
       cleared.push(this.clear(rule, condition, clearedReasons.reboot, message, now));
     }
     return cleared;
@@ -194,11 +211,9 @@ export class ConditionEngine {
     const rule = this.rules.get(input.probe);
     if (!rule) return undefined;
     const condition = this.conditions.get(rule.type) as NodeCondition;
-    // A line replayed from the log's lookback that is not newer than the state adopted from
-    // the Node is already in it (the API keeps whole seconds: the second of the transition counts).
-    const adopted = this.adoptedTransition.get(rule.type);
-    if (input.replayed && adopted !== undefined && input.at < Math.floor(adopted / 1000) * 1000 + 1000) return undefined;
-    const result = rule.bootScoped && this.boot && !input.healthy && !isAgentFault(input) ? { ...input, message: `${input.message} [boot ${this.boot.bootId}]` } : input;
+    if (input.replayed && this.alreadyHeld(rule.type, input)) return undefined;
+    const tag = this.boot && (input.seq !== undefined ? `[boot ${this.boot.bootId} seq ${input.seq}]` : `[boot ${this.boot.bootId}]`);
+    const result = rule.bootScoped && tag && !input.healthy && !isAgentFault(input) ? { ...input, message: `${input.message} ${tag}` } : input;
     if (!result.healthy && !isAgentFault(result) && rule.clearAfterMs !== undefined) this.lastProblemAt.set(rule.type, result.at);
     const streak = this.streaks.get(rule.type) as Streaks;
     const before = { status: condition.status, reason: condition.reason };
@@ -256,5 +271,11 @@ export class ConditionEngine {
   }
 }
 
-/** The boot ID a boot-scoped condition's message ends with. */
-const bootTag = / \[boot ([0-9a-f-]+)\]$/;
+/** The boot (and the record) a boot-scoped condition's message names; a clearing message holds the old one. */
+const bootTags = / \[boot ([0-9a-f-]+)(?: seq (\d+))?\]/g;
+
+function lastBootTag(message: string): { bootId: string; seq?: number } | undefined {
+  const last = [...message.matchAll(bootTags)].at(-1);
+  if (!last) return undefined;
+  return { bootId: last[1] as string, ...(last[2] !== undefined ? { seq: Number(last[2]) } : {}) };
+}

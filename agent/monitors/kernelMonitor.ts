@@ -162,10 +162,10 @@ export class KernelLogMonitor implements Monitor {
         const message = cut(rule.messageSuffix ? `${text}; ${rule.messageSuffix}` : text);
         const figures = { seq: record.seq, source: matcher.set.source, pattern: rule.pattern };
         if (rule.type === 'temporary') {
-          this.emit({ probe: this.name, temporary: true, at, healthy: false, reason: rule.reason, message, figures, replayed });
+          this.emit({ probe: this.name, temporary: true, at, healthy: false, reason: rule.reason, message, figures, replayed, seq: record.seq });
           continue;
         }
-        this.emit({ probe: `${this.name}/${rule.condition}`, at, healthy: false, reason: rule.reason, message, figures, replayed });
+        this.emit({ probe: `${this.name}/${rule.condition}`, at, healthy: false, reason: rule.reason, message, figures, replayed, seq: record.seq });
         if (rule.condition === logMonitorConditionTypes.readonlyFilesystem) this.scheduleMountCheck();
       }
     }

@@ -34,6 +34,8 @@ export interface ProbeResult extends Verdict {
   temporary?: boolean;
   /** Read back from before the agent started (a log's lookback): it may already be on the Node. */
   replayed?: boolean;
+  /** The record's place in its log (the kernel's sequence number, per boot). */
+  seq?: number;
 }
 
 export interface Probe {

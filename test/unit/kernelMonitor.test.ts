@@ -160,7 +160,7 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
     h.write('INFO: task docker:1234 blocked for more than 120 seconds.');
     await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.status).toBe('True'));
     expect(m.engine.get('KernelDeadlock')).toMatchObject({ reason: 'DockerHung' });
-    expect(m.engine.get('KernelDeadlock')?.message).toBe(`INFO: task docker:1234 blocked for more than 120 seconds. [boot ${bootId}]`);
+    expect(m.engine.get('KernelDeadlock')?.message).toBe(`INFO: task docker:1234 blocked for more than 120 seconds. [boot ${bootId} seq 102]`);
     expect(m.events.map((e) => e.reason)).toEqual(['OOMKilling', 'TaskHung']);
   });
 

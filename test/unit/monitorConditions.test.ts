@@ -97,6 +97,16 @@ describe('monitor conditions in the condition engine', () => {
     expect(engine.observe(line(71_000, 'DockerHung', { replayed: true }))?.condition.status).toBe('True');
   });
 
+  it('know by the kernel sequence number in the boot tag what the adopted state holds, whatever the clocks say', () => {
+    const engine = new ConditionEngine([deadlock], 0, boot);
+    engine.adopt({ type: 'KernelDeadlock', status: 'False', reason: 'ClearedAfterQuietPeriod', message: `cleared: no recurrence; it was: task docker:1 blocked [boot ${boot.bootId} seq 50]`, lastTransitionTime: 999_000 });
+    // Dated after the transition by this agent's clock, but record 50 is the one the Node already holds.
+    expect(engine.observe(line(1_500_000, 'DockerHung', { replayed: true, seq: 50 }))).toBeUndefined();
+    const newer = engine.observe(line(900_000, 'DockerHung', { replayed: true, seq: 51 }));
+    expect(newer?.condition.status).toBe('True');
+    expect(newer?.condition.message).toMatch(/\[boot b0000000-0000-4000-8000-000000000002 seq 51\]$/);
+  });
+
   it('apply a replayed line when nothing was adopted (the problem was logged while no agent ran)', () => {
     const engine = new ConditionEngine([deadlock], 100_000, boot);
     expect(engine.observe(line(60_000, 'DockerHung', { replayed: true }))?.condition.status).toBe('True');
