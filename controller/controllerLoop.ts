@@ -84,13 +84,13 @@ export class ControllerLoop {
   /** The last few resourceVersions the informer delivered per Node, to tell whether it already has our write. */
   private readonly delivered = new Map<string, string[]>();
   private readonly running = new Map<string, Promise<void>>();
-  private readonly heldBack = new Map<string, string>();
+  /** What holds each node back (a skip rule, or deferral to the platform): an event on each change, and the blocked-nodes gauge. */
+  private readonly heldBack = new Map<string, SkipRule | 'defer'>();
   private readonly unreadableLogged = new Map<string, string>();
   /** Nodes to reconcile, one at a time, while leading. */
   private readonly queue = new WorkQueue();
   /** The fleet's counts, kept node by node while leading. */
   private index: FleetIndex | undefined;
-  private readonly blockedBy = new Map<string, SkipRule>();
   private leading: AbortSignal | undefined;
   private freshness: NodeJS.Timeout | undefined;
   /** Whether the caches were too stale to act on at the last look. */
@@ -225,7 +225,6 @@ export class ControllerLoop {
     this.leading = leadership;
     const now = this.now();
     this.index = new FleetIndex(config, { ...parseFleetMemory(this.deps.leaseAnnotations()[keys.fleetMemory], now), breakerOpen: false });
-    this.blockedBy.clear();
     const contributions: Array<[string, Contribution]> = [];
     for (const name of this.nodes.keys()) {
       const observed = this.observe(name, now);
@@ -312,7 +311,6 @@ export class ControllerLoop {
         // A step with no recorded outcome that nobody here is running: its leader died mid-call.
         this.resume(facts, state, leadership);
       } else {
-        this.noteBlocked(name, remediation.kind === 'skip' ? remediation.rule : undefined);
         const written = await this.applyRemediation(node, facts, state, remediation, leadership);
         if (written) {
           node = written;
@@ -342,18 +340,16 @@ export class ControllerLoop {
     this.deps.log.warn({ unhealthy: fleet.unhealthy, nodes: fleet.nodes, open: fleet.breakerOpen }, move === 'opened' ? 'circuit breaker open' : 'circuit breaker closed');
     if (move === 'closed') {
       this.deps.remember?.(keys.fleetMemory, serializeFleetMemory({ stormEndedAt: now }));
-      for (const name of this.blockedBy.keys()) this.queue.add(name);
+      for (const name of this.heldBack.keys()) this.queue.add(name);
     }
   }
 
-  /** Which rule holds each node back, kept as the decisions come, for the blocked-nodes gauge. */
-  private noteBlocked(name: string, rule: SkipRule | undefined): void {
-    const before = this.blockedBy.get(name);
-    if (before === rule) return;
-    if (rule === undefined) this.blockedBy.delete(name);
-    else this.blockedBy.set(name, rule);
+  private setHeldBack(name: string, key: SkipRule | 'defer' | undefined): void {
+    if (this.heldBack.get(name) === key) return;
+    if (key === undefined) this.heldBack.delete(name);
+    else this.heldBack.set(name, key);
     const counts = new Map<SkipRule, number>();
-    for (const r of this.blockedBy.values()) counts.set(r, (counts.get(r) ?? 0) + 1);
+    for (const rule of this.heldBack.values()) if (rule !== 'defer') counts.set(rule, (counts.get(rule) ?? 0) + 1);
     this.deps.metrics.observeBlocked(counts);
   }
 
@@ -373,7 +369,7 @@ export class ControllerLoop {
     const { config, metrics, log } = this.deps;
     const name = facts.name;
     const ctx = this.eventContext(facts);
-    if (decision.kind !== 'skip' && decision.kind !== 'defer') this.heldBack.delete(name);
+    if (decision.kind !== 'skip' && decision.kind !== 'defer') this.setHeldBack(name, undefined);
     if (state?.phase === 'unreadable' && this.unreadableLogged.get(name) !== state.error) {
       this.unreadableLogged.set(name, state.error);
       log.error({ node: name, annotation: config.stateAnnotation, error: state.error }, 'remediation state annotation is unreadable; this node is left alone until a person fixes or removes it');
@@ -386,7 +382,7 @@ export class ControllerLoop {
       case 'defer': {
         const key = decision.kind === 'skip' ? decision.rule : 'defer';
         if (this.heldBack.get(name) === key) return undefined;
-        this.heldBack.set(name, key);
+        this.setHeldBack(name, key);
         log.info({ node: name, rule: key, why: decision.why }, 'remediation held back');
         if (decision.kind === 'defer' || !quietRules.has(decision.rule)) await this.emit(heldBackEvent(ctx, decision));
         return undefined;
@@ -609,11 +605,10 @@ export class ControllerLoop {
     const name = node.metadata?.name ?? '';
     this.overlay.delete(name);
     this.delivered.delete(name);
-    this.heldBack.delete(name);
+    this.setHeldBack(name, undefined);
     this.unreadableLogged.delete(name);
     this.platformEvents.delete(name);
     this.memory.delete(node.metadata?.uid || name);
-    this.noteBlocked(name, undefined);
     // The queue hands the name out once more; reconcile finds it gone and drops it from the index.
     if (this.leading) this.queue.add(name);
   }
