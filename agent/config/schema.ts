@@ -246,8 +246,23 @@ function resolveRuleSets(kernel: { builtin: BuiltinRuleSet[]; ruleFiles: string[
   return sets;
 }
 
+/**
+ * NPD's FrequentKubeletRestart / FrequentContainerdRestart, from process start times in /proc
+ * (NPD counts journal lines: 5 starts in 20 min). A process name is /proc/<pid>/comm; empty
+ * switches that one off.
+ */
+const restarts = z.strictObject({
+  enabled: z.boolean().default(false),
+  intervalSeconds: interval.default(5),
+  windowSeconds: z.number().min(60).max(86_400).default(1200),
+  count: z.number().int().min(2).max(1000).default(5),
+  kubeletProcess: z.string().max(15, 'must be at most 15 characters: the kernel keeps no more of a process name').default('kubelet'),
+  containerdProcess: z.string().max(15, 'must be at most 15 characters: the kernel keeps no more of a process name').default('containerd'),
+});
+
 const monitors = z.strictObject({
   kernel: withDefaults(kernelMonitor),
+  restarts: withDefaults(restarts),
 });
 
 export const agentConfigSchema = z

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
+import { restartConditionTypes } from '../../common/contract.js';
 import { KernelLogMonitor } from './kernelMonitor.js';
 import type { Monitor } from './monitor.js';
+import { RestartMonitor, type RestartWatch } from './restartMonitor.js';
 
 /** The streaming monitors the config switches on. */
 export function buildMonitors(config: AgentConfig, log: Logger): Monitor[] {
@@ -20,6 +22,20 @@ export function buildMonitors(config: AgentConfig, log: Logger): Monitor[] {
           lostReportMs: 60_000,
         },
         log.child({ monitor: 'kernel' }),
+      ),
+    );
+  }
+  const restarts = config.monitors.restarts;
+  if (restarts.enabled) {
+    const watches: RestartWatch[] = [
+      { condition: restartConditionTypes.kubelet, process: restarts.kubeletProcess },
+      { condition: restartConditionTypes.containerd, process: restarts.containerdProcess },
+    ].filter((w) => w.process !== '');
+    monitors.push(
+      new RestartMonitor(
+        watches,
+        { procRoot: config.procRoot, intervalMs: restarts.intervalSeconds * 1000, windowMs: restarts.windowSeconds * 1000, count: restarts.count, rescanMs: 60_000 },
+        log.child({ monitor: 'restarts' }),
       ),
     );
   }
