@@ -34,8 +34,11 @@ export class AgentKubeApi {
     });
   }
 
-  getDeployment(namespace: string, name: string, signal?: AbortSignal): Promise<V1Deployment> {
-    return this.client.request<V1Deployment>('GET', `/apis/apps/v1/namespaces/${enc(namespace)}/deployments/${enc(name)}`, { signal });
+  getDeployment(namespace: string, name: string, signal?: AbortSignal, timeoutMs?: number): Promise<V1Deployment> {
+    return this.client.request<V1Deployment>('GET', `/apis/apps/v1/namespaces/${enc(namespace)}/deployments/${enc(name)}`, {
+      signal,
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+    });
   }
 
   /** GET through the API server's pod proxy: the API server itself must reach the pod. */

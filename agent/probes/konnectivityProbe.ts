@@ -24,6 +24,8 @@ const tlsCodes = /CERT|SELF_SIGNED|TLS|SSL|ERR_TLS|UNABLE_TO_VERIFY|HOSTNAME_MIS
 export class KonnectivityProbe implements Probe {
   readonly name = 'konnectivity';
   readonly intervalMs: number;
+  /** The Deployment read and the proxied request, each bounded by timeoutMs: the probe's own timeouts always win over the loop's cancel. */
+  readonly sampleTimeoutMs: number;
   private deployment: { state: DeploymentState; at: number } | undefined;
 
   constructor(
@@ -33,6 +35,7 @@ export class KonnectivityProbe implements Probe {
     private readonly port: number,
   ) {
     this.intervalMs = config.intervalSeconds * 1000;
+    this.sampleTimeoutMs = 2 * config.timeoutMs + 1000;
   }
 
   async run(signal: AbortSignal): Promise<ProbeResult> {
@@ -88,7 +91,7 @@ export class KonnectivityProbe implements Probe {
     if (this.deployment && now - this.deployment.at < this.config.deploymentCacheSeconds * 1000) return this.deployment.state;
     let state: DeploymentState;
     try {
-      const d: V1Deployment = await this.api.getDeployment(this.config.namespace, this.config.deployment, signal);
+      const d: V1Deployment = await this.api.getDeployment(this.config.namespace, this.config.deployment, signal, this.config.timeoutMs);
       state = { mode: 'konnectivity', ready: numberOr0(d.status?.readyReplicas), desired: numberOr0(d.spec?.replicas ?? 1) };
     } catch (err) {
       if (signal.aborted) throw err;

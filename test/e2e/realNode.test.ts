@@ -222,10 +222,7 @@ describe('faults seen from inside the container, through its real hostPath mount
     await condition(conditionTypeByProbe.konnectivity, 'False', /^KonnectivityPathHealthy$/, 120_000);
   });
 
-  // Known product bug, reported: with the link cut the proxied request is aborted at its
-  // timeout and the probe reports ProbeError ("The operation was aborted"), so the condition
-  // goes Unknown instead of True with KonnectivityTimeout. Drop `.fails` once that is fixed.
-  it.fails('reports the cut veth as a KonnectivityProblem (True, with a timeout or unreachable reason), not as a probe error', () => {
+  it('reports the cut veth as a KonnectivityProblem (True, with a timeout or unreachable reason), not as a probe error', () => {
     expect(seenWhileCut?.status).toBe('True');
     expect(seenWhileCut?.reason).toMatch(/^(APIServerUnreachable|KonnectivityTimeout|NodeUnreachableFromAPIServer)$/);
   });
