@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   address?: string;
   /** More kube-apiserver flags (the real node's client CA and kubelet client certificate). */
   extraApiserverArgs?: readonly string[];
+  /** More kube-controller-manager flags (`full` profile). */
+  extraControllerManagerArgs?: readonly string[];
 }
 
 const READY_TIMEOUT_MS = 90_000;
@@ -228,7 +230,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     let nodeNames: string[] = [];
     if (profile === 'full') {
-      nodeNames = await startNodeComponents({ bin, dir, kubeconfig, caFile, saKey, nodeCount, start, processes });
+      nodeNames = await startNodeComponents({
+        bin, dir, kubeconfig, caFile, saKey, nodeCount, start, processes, extraControllerManagerArgs: options.extraControllerManagerArgs ?? [],
+      });
     }
     const restartApiserver = async (downMs: number) => {
       const index = processes.indexOf(apiserver);
@@ -258,6 +262,7 @@ interface NodeComponentsContext {
   nodeCount: number;
   start: (binary: string, name: string, args: string[]) => ManagedProcess;
   processes: readonly ManagedProcess[];
+  extraControllerManagerArgs: readonly string[];
 }
 
 /** The `full` profile's extras: controller-manager, scheduler, kwok, and kwok-managed Nodes that are Ready. */
@@ -276,6 +281,7 @@ async function startNodeComponents(ctx: NodeComponentsContext): Promise<string[]
     `--service-account-private-key-file=${ctx.saKey}`,
     `--root-ca-file=${ctx.caFile}`,
     '--secure-port=0',
+    ...ctx.extraControllerManagerArgs,
   ]);
   ctx.start(need('kube-scheduler'), 'kube-scheduler', [
     `--kubeconfig=${kubeconfig}`,

@@ -51,6 +51,11 @@ export async function startNodeCluster(options: { nodeName?: string; kwokNodes?:
       nodes: options.kwokNodes ?? 1,
       address: node.addresses.hostAddress,
       extraApiserverArgs: node.apiserverArgs(),
+      // kwok (without leases) re-states its nodes' status about once a minute, past the node
+      // lifecycle controller's 50 s default: it would mark the kwok node's pods NotReady now and
+      // then, and the DaemonSet's rollout would never finish. The real node's kubelet renews its
+      // Lease every 10 s either way.
+      extraControllerManagerArgs: ['--node-monitor-grace-period=120s'],
       log,
     });
     await node.join({ server: plane.server, caFile: join(plane.workDir, 'ca.crt'), admin: plane.adminKubeConfig() });
