@@ -47,16 +47,6 @@ export const restartConditionTypes = {
   containerd: 'FrequentContainerdRestart',
 } as const;
 
-/** The container runtime's health over CRI: the name AKS's NPD uses. */
-export const containerRuntimeConditionType = 'ContainerRuntimeProblem';
-
-/** Every monitor condition type nodepulse defines (rule files may define more). */
-export const monitorConditionTypes: readonly string[] = [
-  ...Object.values(logMonitorConditionTypes),
-  ...Object.values(restartConditionTypes),
-  containerRuntimeConditionType,
-];
-
 /** Why a monitor condition cleared: it says so in the reason (NPD's never clear by themselves). */
 export const clearedReasons = {
   /** The problem was logged in an earlier boot (/proc/sys/kernel/random/boot_id changed). */

@@ -1,7 +1,7 @@
 import type { V1NodeCondition } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { ConditionEngine, ConditionType, NodeCondition, Observation, ProblemEvent } from '../conditions/conditionEngine.js';
-import { monitorConditionTypes, ownedConditionTypes } from '../../common/contract.js';
+import { ownedConditionTypes } from '../../common/contract.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError } from '../kube/kubeClient.js';
 import { Backoff } from './backoff.js';
@@ -68,11 +68,10 @@ export class ConditionPublisher {
         const enabled = new Set(this.engine.types());
         for (const existing of node.status?.conditions ?? []) {
           const type = existing.type;
-          // A type only a rule file names is ours while configured; once it is not, it may be
-          // another tool's (NPD's), so it is left alone.
-          const known = ownedConditionTypes.includes(type as (typeof ownedConditionTypes)[number]) || monitorConditionTypes.includes(type);
           if (!enabled.has(type)) {
-            if (known) this.stale.push(type);
+            // A probe's type is only ever ours. A monitor's keeps NPD's name (KernelDeadlock, ...)
+            // and may be NPD's own, still running beside us: left alone.
+            if (ownedConditionTypes.includes(type as (typeof ownedConditionTypes)[number])) this.stale.push(type);
             continue;
           }
           const adopted = fromApi(existing);
