@@ -4,6 +4,7 @@ import { main as controllerScale } from './controllerScale.js';
 import { main as detectionLatency } from './detectionLatency.js';
 import { main as doctorScale } from './doctorScale.js';
 import { main as endpointSoak } from './endpointSoak.js';
+import { main as fleetPageScale } from './fleetPageScale.js';
 import { main as footprint } from './footprint.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import { BenchUsageError, type BenchOptions } from './support/benchOptions.js';
@@ -20,6 +21,7 @@ const benchmarks: Array<[string, (options: BenchOptions) => Promise<void>]> = [
   ['apiWriteCost', apiWriteCost],
   ['controllerScale', controllerScale],
   ['doctorScale', doctorScale],
+  ['fleetPageScale', fleetPageScale],
   ['endpointSoak', endpointSoak],
 ];
 

@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { AppsV1Api, type CoreV1Event, type V1Node, type V1NodeCondition } from '@kubernetes/client-node';
-import { probeReasons } from '../common/contract.js';
+import { AppsV1Api, type CoreV1Event } from '@kubernetes/client-node';
 import { nodeEvent } from '../common/kube/nodeEvent.js';
 import { BenchCluster } from './support/benchCluster.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import type { BenchOptions } from './support/benchOptions.js';
 import { renderTable, repoRoot, writeResults } from './support/benchOutput.js';
 import { machineFacts } from './support/machine.js';
-import { createNodes, fleetNode, fleetNodeName } from './support/nodeFleet.js';
+import { agentFleetNode, createNodes, fleetNodeName } from './support/nodeFleet.js';
 import { readMemory } from './support/processTree.js';
 import { median } from './support/stats.js';
 
@@ -20,31 +19,6 @@ import { median } from './support/stats.js';
  * wall time from spawn to exit, peak RSS, and the LIST requests the API server counted.
  */
 const cli = join(repoRoot(), 'dist/tools/nodepulse.js');
-
-function agentConditions(i: number, now: number): V1NodeCondition[] {
-  const at = new Date(now - 600_000);
-  const c = (type: string, status: string, reason: string, message: string): V1NodeCondition => ({ type, status, reason, message, lastHeartbeatTime: new Date(now), lastTransitionTime: at });
-  const throttled = i % 100 === 7;
-  return [
-    c('CPUPressureProblem', 'False', probeReasons.cpu.normal, 'cpu some avg10=3.10% (threshold 75%)'),
-    c('MemoryPressureProblem', 'False', probeReasons.memory.normal, 'MemAvailable 9120 MiB (57.0% of 16000 MiB), memory some avg10=0.00% full avg10=0.00%'),
-    c('PIDPressureProblem', 'False', probeReasons.pid.normal, '412 tasks of pid_max 4194304 (0.0%), threads-max 126000 (0.3%)'),
-    throttled
-      ? c('DiskIOProblem', 'True', probeReasons.diskIO.throttled, 'io some avg10=61.20% on sda 498 IOPS of its 500 IOPS cap (99.6%)')
-      : c('DiskIOProblem', 'False', probeReasons.diskIO.normal, 'io some avg10=0.40% full avg10=0.10%; busiest sda 35 IOPS 2.1 MB/s 4.0% util'),
-    c('DiskSpaceProblem', 'False', probeReasons.diskSpace.normal, '/ 41.0% used, inodes 6.0%; /var/lib/kubelet 41.0%; /var/lib/containerd 41.0%'),
-    c('DNSProblem', 'False', probeReasons.dns.healthy, '3 DNS check(s) answered: Upstream 2 ms (20.70.246.20); ClusterDNS 1 ms (10.0.0.1); APIServerDNS 1 ms (10.224.0.4)'),
-    c('KubeletProblem', 'False', probeReasons.kubelet.healthy, 'http://127.0.0.1:10248/healthz answered ok in 1 ms'),
-    c('KonnectivityProblem', 'False', probeReasons.konnectivity.healthy, 'API server -> pod nodepulse/nodepulse-agent-x:20258 answered in 14ms; konnectivity-agent 2/2 ready'),
-  ];
-}
-
-function doctorNode(i: number, now: number): V1Node {
-  const node = fleetNode(fleetNodeName(i), now);
-  const kubelet = (node.status?.conditions ?? []).map((c) => (c.type === 'Ready' && i % 250 === 3 ? { ...c, status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down' } : c));
-  node.status = { ...node.status, conditions: [...kubelet, ...agentConditions(i, now)] };
-  return node;
-}
 
 interface Trial {
   wallMs: number;
@@ -90,7 +64,7 @@ async function measure(nodeCount: number, trials: number, log: (line: string) =>
     const now = Date.now();
     const createMs = await createNodes(
       cluster.core,
-      Array.from({ length: nodeCount }, (_, i) => doctorNode(i, now)),
+      Array.from({ length: nodeCount }, (_, i) => agentFleetNode(i, now)),
     );
     log(`${nodeCount} nodes created in ${(createMs / 1000).toFixed(1)} s`);
     const events: CoreV1Event[] = Array.from({ length: Math.floor(nodeCount / 5) }, (_, i) =>

@@ -8,6 +8,9 @@ import { ConfigError } from '../common/config/configError.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config/controllerConfig.js';
 import { ControllerLoop } from './controllerLoop.js';
+import { FleetEvents } from './fleetEvents.js';
+import { FleetPage } from './fleetPage.js';
+import { FleetRows } from './fleetRows.js';
 import { kubeLeaseStore } from './kubeLeaseStore.js';
 import { LeaderElector, runLeaderElection } from './leaderElection.js';
 import { ControllerMetrics } from './metrics.js';
@@ -21,7 +24,7 @@ Watches Nodes and repairs unhealthy ones the way AKS node auto-repair does (rebo
 redeploy), with a circuit breaker, in-flight limits and leader election. The provider is
 dry-run unless the config says azure or agent.
   --config FILE          YAML or JSON config (default: built-in defaults)
-  --metrics-port N       port of /metrics, /healthz, /readyz (default from config: 20259)
+  --metrics-port N       port of /metrics, /healthz, /readyz and the fleet page /fleet (default from config: 20259)
   --metrics-address A    bind address of that endpoint (default from config: 0.0.0.0)
 Environment: KUBECONFIG, LOG_LEVEL, POD_NAME (leader identity), AZURE_CLIENT_ID,
 AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE, and NODEPULSE__a__b=value for any config key.`;
@@ -71,8 +74,11 @@ async function main(): Promise<number> {
   // Unique per process, so a restarted pod never mistakes its predecessor's lease for its own.
   const identity = `${process.env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`;
   const provider = createProvider(config, kubeConfig.makeApiClient(CoreV1Api));
+  // The fleet page's rows are fed from the Node informer as objects arrive (no request of its own).
+  const fleetRows = new FleetRows(config.stateAnnotation, config.quarantine.taintKey, config.needsHumanLabel);
   const loop: ControllerLoop = new ControllerLoop(kubeConfig, {
     config,
+    onNode: (node) => fleetRows.observe(node),
     provider,
     metrics,
     log,
@@ -96,10 +102,13 @@ async function main(): Promise<number> {
     },
   );
   let started = false;
+  const fleetEvents = new FleetEvents(kubeConfig, config.events.reportingComponent, log);
+  const fleetPage = new FleetPage({ config, rows: fleetRows, snapshot: () => loop.fleetSnapshot(), ownEvents: () => fleetEvents.entries() });
   const endpoint = await startMetricsServer(metrics, {
     address: config.metrics.address,
     port: config.metrics.port,
     notReady: () => (started ? loop.whyNotCurrent() : 'node cache not synced yet'),
+    pages: (path, req, res) => fleetPage.handle(path, req, res),
   });
   log.info({ identity, provider: provider.name, metricsPort: endpoint.port, paused: config.paused }, 'nodepulse controller starting');
 
@@ -109,6 +118,7 @@ async function main(): Promise<number> {
   try {
     await loop.start();
     started = true;
+    fleetEvents.start();
     await runLeaderElection(elector, timing, stop.signal, (leadership) => {
       metrics.setLeader(true);
       leadership.addEventListener('abort', () => metrics.setLeader(false), { once: true });
@@ -116,7 +126,8 @@ async function main(): Promise<number> {
     });
     log.info({ signal: String(stop.signal.reason) }, 'shutting down; leader lease released');
   } finally {
-    await loop.stop();
+    fleetPage.close();
+    await Promise.all([loop.stop(), fleetEvents.stop()]);
     await endpoint.close();
   }
   return 0;

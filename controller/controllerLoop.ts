@@ -7,6 +7,7 @@ import type { ControllerConfig } from './config/controllerConfig.js';
 import { decide, type RemediationDecision, type SkipRule } from './decide.js';
 import { FleetIndex, nodeContribution, type Contribution } from './fleet.js';
 import { parseFleetMemory, serializeFleetMemory } from './fleetMemory.js';
+import type { FleetSnapshot } from './fleetView.js';
 import { Informer } from './informer.js';
 import { PlatformEventTrust, platformEventWatches } from './platformEvents.js';
 import { slimNode, type SlimKeep } from './slimNode.js';
@@ -65,6 +66,8 @@ export interface LoopDeps {
   /** reportingInstance of our events. */
   instance?: string;
   now?: () => number;
+  /** Sees every Node as it arrives, before the cache slims it: the fleet page keeps its own compact rows from it. */
+  onNode?: (node: V1Node) => void;
 }
 
 /** Our own write wins over the informer's copy until the informer has caught up with it. */
@@ -132,7 +135,10 @@ export class ControllerLoop {
       list: (page) => this.core.listNode({ labelSelector, limit: page.limit, _continue: page.continue }),
       ...(labelSelector ? { watchParams: { labelSelector } } : {}),
       key: (node) => node.metadata?.name,
-      transform: (node) => slimNode(node, this.keep),
+      transform: (node) => {
+        deps.onNode?.(node);
+        return slimNode(node, this.keep);
+      },
       pageSize: deps.config.cache.listPageSize,
       resourceVersion: (node) => node.metadata?.resourceVersion,
       onError: onError('nodes'),
@@ -179,6 +185,22 @@ export class ControllerLoop {
   /** The Node cache as decisions see it (slim copies), for read-only views and tests. */
   cachedNode(name: string): V1Node | undefined {
     return this.nodes.get(name);
+  }
+
+  /**
+   * What this replica knows of the fleet, read-only, for the fleet page: which Nodes it caches,
+   * whether it leads and may act, and while leading the fleet's counts and what holds each
+   * node back; the platform remediators' Events it watches.
+   */
+  fleetSnapshot(): FleetSnapshot {
+    return {
+      isCached: (name) => this.nodes.get(name) !== undefined,
+      leading: this.leading !== undefined,
+      notCurrent: this.whyNotCurrent(),
+      fleet: this.index?.summary(this.paused()),
+      heldBack: this.leading ? new Map(this.heldBack) : new Map(),
+      platformEvents: this.platformWatches.flatMap((w) => w.list()),
+    };
   }
 
   /** Whether the caches are current enough to act on. */

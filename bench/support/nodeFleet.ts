@@ -1,4 +1,5 @@
-import type { CoreV1Api, V1Node } from '@kubernetes/client-node';
+import type { CoreV1Api, V1Node, V1NodeCondition } from '@kubernetes/client-node';
+import { probeReasons } from '../../common/contract.js';
 
 /** Node names that sort in creation order: scale-00000, scale-00001, ... */
 export function fleetNodeName(index: number): string {
@@ -68,4 +69,33 @@ export async function createNodes(core: CoreV1Api, nodes: V1Node[], concurrency 
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return Date.now() - started;
+}
+
+function agentConditions(i: number, now: number): V1NodeCondition[] {
+  const at = new Date(now - 600_000);
+  const c = (type: string, status: string, reason: string, message: string): V1NodeCondition => ({ type, status, reason, message, lastHeartbeatTime: new Date(now), lastTransitionTime: at });
+  const throttled = i % 100 === 7;
+  return [
+    c('CPUPressureProblem', 'False', probeReasons.cpu.normal, 'cpu some avg10=3.10% (threshold 75%)'),
+    c('MemoryPressureProblem', 'False', probeReasons.memory.normal, 'MemAvailable 9120 MiB (57.0% of 16000 MiB), memory some avg10=0.00% full avg10=0.00%'),
+    c('PIDPressureProblem', 'False', probeReasons.pid.normal, '412 tasks of pid_max 4194304 (0.0%), threads-max 126000 (0.3%)'),
+    throttled
+      ? c('DiskIOProblem', 'True', probeReasons.diskIO.throttled, 'io some avg10=61.20% on sda 498 IOPS of its 500 IOPS cap (99.6%)')
+      : c('DiskIOProblem', 'False', probeReasons.diskIO.normal, 'io some avg10=0.40% full avg10=0.10%; busiest sda 35 IOPS 2.1 MB/s 4.0% util'),
+    c('DiskSpaceProblem', 'False', probeReasons.diskSpace.normal, '/ 41.0% used, inodes 6.0%; /var/lib/kubelet 41.0%; /var/lib/containerd 41.0%'),
+    c('DNSProblem', 'False', probeReasons.dns.healthy, '3 DNS check(s) answered: Upstream 2 ms (20.70.246.20); ClusterDNS 1 ms (10.0.0.1); APIServerDNS 1 ms (10.224.0.4)'),
+    c('KubeletProblem', 'False', probeReasons.kubelet.healthy, 'http://127.0.0.1:10248/healthz answered ok in 1 ms'),
+    c('KonnectivityProblem', 'False', probeReasons.konnectivity.healthy, 'API server -> pod nodepulse/nodepulse-agent-x:20258 answered in 14ms; konnectivity-agent 2/2 ready'),
+  ];
+}
+
+/**
+ * A fleet node as an agent with every probe on leaves it: the kubelet's conditions plus the
+ * eight agent conditions, 1% with a throttled disk (i % 100 == 7) and 0.4% NotReady (i % 250 == 3).
+ */
+export function agentFleetNode(i: number, now: number): V1Node {
+  const node = fleetNode(fleetNodeName(i), now);
+  const kubelet = (node.status?.conditions ?? []).map((c) => (c.type === 'Ready' && i % 250 === 3 ? { ...c, status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down' } : c));
+  node.status = { ...node.status, conditions: [...kubelet, ...agentConditions(i, now)] };
+  return node;
 }
