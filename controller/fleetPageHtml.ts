@@ -85,7 +85,7 @@ const S = { columns: [], reasons: [], rows: new Map(), view: [], fleet: null, st
 window.fleetPage = { firstRenderMs: null, snapshots: 0, patches: 0, bytes: 0 };
 const $ = (id) => document.getElementById(id);
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
-const labels = { DiskIOProblem: "Disk IO", DiskSpaceProblem: "Disk space", KonnectivityProblem: "Tunnel" };
+const labels = { DiskIOProblem: "Disk IO", DiskSpaceProblem: "Space", KonnectivityProblem: "Tunnel" };
 const short = (type) => labels[type] ?? type.replace(/PressureProblem$|Problem$/, "");
 function dur(ms) {
   let s = Math.max(0, Math.round(ms / 1000));
