@@ -294,14 +294,14 @@ describe('nodepulse doctor on the real API server, with only its documented righ
     // Step 1: the NotReady node, with where it stands on our ladder; the one AKS is repairing.
     const notReady = findingOf(report, 'nodes', name(4));
     expect(notReady?.verdict).toBe('problem');
-    expect(notReady?.summary).toMatch(/^NotReady \(KubeletNotReady\) for 9m\d*s?: container runtime is down; nodepulse auto-repair: reboot started 2m\d*s? ago, attempt 1$/);
+    expect(notReady?.summary).toMatch(/^NotReady \(KubeletNotReady\) for \d+m\d*s?: container runtime is down; nodepulse auto-repair: reboot started \d+m\d*s? ago, attempt 1$/);
     expect(notReady?.evidence).toContainEqual(expect.objectContaining({ kind: 'condition', type: 'Ready', status: 'False', reason: 'KubeletNotReady', message: 'container runtime is down' }));
     expect(notReady?.evidence).toContainEqual(expect.objectContaining({ kind: 'remediation', step: 'reboot', phase: 'started', attempt: 1, detail: null }));
     expect(notReady?.evidence).toContainEqual(expect.objectContaining({ kind: 'event', source: components.controller, reason: 'NodeRebootStart', type: 'Normal' }));
     expect(notReady?.next[0]).toBe(`kubectl describe node ${name(4)}; the kubelet (step 4) and the tunnel (step 2) tell why; AKS auto-repair reboots a node NotReady for 5+ minutes`);
     const aks = findingOf(report, 'nodes', name(5));
     expect(aks?.verdict).toBe('warning');
-    expect(aks?.summary).toMatch(/^aks-auto-repair NodeRebootStart 1m\d*s? ago: Node auto-repair is rebooting the node$/);
+    expect(aks?.summary).toMatch(/^aks-auto-repair NodeRebootStart \d+m\d*s? ago: Node auto-repair is rebooting the node$/);
 
     // Step 2: the Deployment at 0/2 with its pods' restarts, and the guide's first fix.
     const tunnel = findingOf(report, 'tunnel', null);
@@ -328,7 +328,7 @@ describe('nodepulse doctor on the real API server, with only its documented righ
     expect(findingOf(report, 'problemDetector', name(6))).toMatchObject({ verdict: 'warning', summary: 'no nodepulse conditions, though 5 other node(s) have them: the agent does not run here' });
 
     // Step 6: the throttled disk.
-    expect(stepOf(report, 'diskIO').summary).toMatch(new RegExp(`^6 nodes, 1 problem: ${name(3)} DiskIOProblem IOThrottled for 14m\\d*s?: io some avg10=62\\.40% on sda 499 IOPS \\(cap 500, P10\\)$`));
+    expect(stepOf(report, 'diskIO').summary).toMatch(new RegExp(`^6 nodes, 1 problem: ${name(3)} DiskIOProblem IOThrottled for 1[45]m\\d*s?: io some avg10=62\\.40% on sda 499 IOPS \\(cap 500, P10\\)$`));
     expect(stepOf(report, 'diskIO').withNodepulse).toBeNull();
   });
 
@@ -338,13 +338,13 @@ describe('nodepulse doctor on the real API server, with only its documented righ
     const lines = run.stdout.split('\n');
     expect(lines[0]).toMatch(new RegExp(`^nodepulse doctor at \\S+: 6 node\\(s\\) matching ${selector} \\(nodepulse on 5 of 6\\), context \\S+, ${cluster.server.replace(/[.]/g, '\\.')}$`));
     expect(lines.slice(2, 8).map((l) => l.split(/\s+/).slice(0, 2).join(' '))).toEqual(['1. problem', '2. problem', '3. problem', '4. problem', '5. warning', '6. problem']);
-    expect(lines[7]).toContain(`Disk IOPS and throughput throttling: 6 nodes, 1 problem: ${name(3)} DiskIOProblem IOThrottled for 14m`);
+    expect(lines[7]).toMatch(new RegExp(`Disk IOPS and throughput throttling: 6 nodes, 1 problem: ${name(3)} DiskIOProblem IOThrottled for 1[45]m`));
     expect(run.stdout).not.toContain('next:');
 
     const one = await doctor(['--node', name(3)]);
     expect(one.code).toBe(1);
     expect(one.stdout).toContain(`== 6. Disk IOPS and throughput throttling: problem`);
-    expect(one.stdout).toContain(`   PROBLEM ${name(3)}: DiskIOProblem IOThrottled for 14m`);
+    expect(one.stdout).toMatch(new RegExp(`   PROBLEM ${name(3)}: DiskIOProblem IOThrottled for 1[45]m`));
     expect(one.stdout).toMatch(/ {6}condition DiskIOProblem=True IOThrottled since \S+: io some avg10=62\.40% on sda 499 IOPS \(cap 500, P10\)/);
     expect(one.stdout).toMatch(/ {6}next: a disk is at its provisioned IOPS or MB\/s cap/);
     expect(one.stdout).toContain(`   OK ${name(3)}: Ready`);
