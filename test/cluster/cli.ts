@@ -48,7 +48,10 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   );
+  let stopping = false;
   const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
     process.stdout.write('stopping...\n');
     stop().then(
       () => process.exit(0),
@@ -58,8 +61,10 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
+  // Every signal, not just the first: a second Ctrl-C (or `timeout` passing one on) during the stop
+  // would otherwise exit at once and leave the real node's cgroups to the next run's clean-up.
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
 }
 
 main().catch((error: unknown) => {
