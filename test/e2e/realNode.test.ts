@@ -219,6 +219,11 @@ describe('faults seen from inside the container, through its real hostPath mount
     } finally {
       await node().namespaces.setLink(true);
     }
+    if (seenWhileCut.status !== 'True') {
+      // What the agent logged about it, for whoever reads a failure of the next test.
+      const logs = await kubectl(['logs', '-n', 'nodepulse', (await agentPod()).metadata?.name ?? '', '-c', 'agent', '--since=90s']);
+      console.log(logs.split('\n').filter((line) => line.includes('konnectivity')).slice(-6).join('\n'));
+    }
     await condition(conditionTypeByProbe.konnectivity, 'False', /^KonnectivityPathHealthy$/, 120_000);
   });
 
