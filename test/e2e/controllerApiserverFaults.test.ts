@@ -62,8 +62,8 @@ describe('the controller through API server faults', () => {
     const { pool, names } = await h.createPool(5);
     const config = h.controllerConfig(pool, { cache: { maxStaleSeconds: 3 } });
     const a = h.startReplica('replica-a', config);
-    const b = h.startReplica('replica-b', config);
     await h.leading('replica-a');
+    const b = h.startReplica('replica-b', config);
     await h.eventually('both replicas ready', async () => ((await readyz(a)).status === 200 && (await readyz(b)).status === 200 ? true : undefined), 10_000);
 
     await plane.restartApiserver(1000);
@@ -101,8 +101,8 @@ describe('the controller through API server faults', () => {
     // Heartbeat detection on: a node silent for 20 s is unhealthy. The outage lasts six times that.
     const config = h.controllerConfig(pool, { cache: { maxStaleSeconds: 3 }, detection: { noStatusSeconds: 20 } });
     const a = h.startReplica('replica-a', config);
-    const b = h.startReplica('replica-b', config);
     await h.leading('replica-a');
+    const b = h.startReplica('replica-b', config);
     await sleep(3000);
     const armCallsBefore = h.arm.calls.length;
 
