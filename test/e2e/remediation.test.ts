@@ -188,6 +188,8 @@ describe('the remediation controller end to end', () => {
     expect(await h.eventually('the quarantine taint', ourTaint, 10_000)).toMatchObject({ effect: 'NoSchedule' });
     await h.setCondition(node, 'KonnectivityUnavailable', 'False');
     await h.eventually('the taint to go', async () => ((await ourTaint()) === undefined ? true : undefined), 10_000);
+    // The event follows the taint write: wait for it rather than race it.
+    await h.eventually('NodeQuarantineLifted', async () => ((await h.reasonsOf(node)).includes('NodeQuarantineLifted') ? true : undefined), 10_000);
     expect(await h.reasonsOf(node)).toEqual(['NodeQuarantined', 'NodeQuarantineLifted']);
     expect(h.arm.calls).toEqual([]);
   });
