@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync, 
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlPlaneSetupError } from './binaries.js';
+import { processAlive } from '../support/testNetwork.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const PREFIX = 'nodepulse-node-';
@@ -35,15 +36,6 @@ async function removeTree(dir: string): Promise<void> {
       if (code !== 'EBUSY' || attempt >= 100) throw new Error(`cannot remove cgroup ${dir}: ${(error as Error).message}`);
       await sleep(100);
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

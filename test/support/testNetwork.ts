@@ -79,7 +79,8 @@ function removeLeftovers(): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process of that id still exists (signal 0 checks without sending). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
