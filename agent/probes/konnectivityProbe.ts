@@ -44,6 +44,9 @@ export class KonnectivityProbe implements Probe {
     const nonce = this.echo.issue();
     const pathStart = Date.now();
     let outcome: string;
+    // A deadline of its own for the whole exchange: the client's timeout only bounds a silent
+    // socket, and a path cut mid-connection must still end as a timeout, not as a cancelled sample.
+    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.config.timeoutMs)]);
     try {
       const body = await this.api.proxyGetPod(
         this.config.podNamespace,
@@ -51,12 +54,12 @@ export class KonnectivityProbe implements Probe {
         this.port,
         `${echoRoute}${nonce}`,
         this.config.timeoutMs,
-        signal,
+        deadline,
       );
       outcome = body.trim() === nonce ? 'ok' : 'wrongEndpoint';
     } catch (err) {
       if (signal.aborted) throw err;
-      outcome = classify(err);
+      outcome = deadline.aborted ? 'timeout' : classify(err);
     }
     const latencyMs = Date.now() - pathStart;
     const verdict = this.verdict(outcome, latencyMs, deployment);
@@ -91,7 +94,12 @@ export class KonnectivityProbe implements Probe {
     if (this.deployment && now - this.deployment.at < this.config.deploymentCacheSeconds * 1000) return this.deployment.state;
     let state: DeploymentState;
     try {
-      const d: V1Deployment = await this.api.getDeployment(this.config.namespace, this.config.deployment, signal, this.config.timeoutMs);
+      const d: V1Deployment = await this.api.getDeployment(
+        this.config.namespace,
+        this.config.deployment,
+        AbortSignal.any([signal, AbortSignal.timeout(this.config.timeoutMs)]),
+        this.config.timeoutMs,
+      );
       state = { mode: 'konnectivity', ready: numberOr0(d.status?.readyReplicas), desired: numberOr0(d.spec?.replicas ?? 1) };
     } catch (err) {
       if (signal.aborted) throw err;
