@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { startControlPlane, type ControlPlane } from '../../test/cluster/controlPlane.js';
+import { writeKubeconfig } from '../../test/cluster/kubeconfig.js';
 import { repoRoot } from './benchOutput.js';
 
 /**
@@ -52,6 +53,21 @@ export class BenchCluster {
     const server = new URL(cluster.server);
     // KUBECONFIG emptied so that a kubeconfig in the bench's own environment cannot take over.
     return { dir, env: { KUBERNETES_SERVICE_HOST: server.hostname, KUBERNETES_SERVICE_PORT: server.port, KUBECONFIG: '' } };
+  }
+
+  /** The API server's own serving pair (self-signed for 127.0.0.1), for a proxy that stands in for it. */
+  servingCertificate(): { certFile: string; keyFile: string } {
+    const certs = join(this.plane.workDir, 'certs');
+    return { certFile: join(certs, 'apiserver.crt'), keyFile: join(certs, 'apiserver.key') };
+  }
+
+  /** An admin kubeconfig that reaches the API server through `server` (a proxy in front of it); returns its path. */
+  adminKubeconfigVia(server: string, path: string): string {
+    const cluster = this.admin.getCurrentCluster();
+    const token = this.admin.getCurrentUser()?.token;
+    if (!cluster?.caData || !token) throw new Error(`${this.plane.kubeconfig} has no certificate-authority-data or no token`);
+    writeKubeconfig(path, { server, caPem: Buffer.from(cluster.caData, 'base64').toString('utf8'), token, user: 'nodepulse-admin' });
+    return path;
   }
 
   async createNode(name: string): Promise<void> {

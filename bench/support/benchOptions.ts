@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 export interface BenchOptions {
   /** Shorter runs and fewer trials, for a smoke check of the benchmark itself. */
   quick: boolean;
-  /** Measurement length in seconds, when given (footprint). */
+  /** Measurement length in seconds, when given (footprint; controllerScale's steady window). */
   durationSeconds?: number;
   /** Trials per measurement, when given (detection latency). */
   trials?: number;
@@ -20,9 +20,10 @@ export interface BenchOptions {
 export const benchUsage = `Usage: npm run bench -- [NAME...] [flags]   (NAMEs: run only these benchmarks; default all)
 Flags (each benchmark uses those that concern it):
   --quick            short runs, few trials: checks that the benchmark works, figures are rough
-  --duration D       footprint run length: 600, 90s, 10m (default 10m; 60s with --quick)
-  --trials N         detection-latency trials per fault (default 20; 5 with --quick)
-  --nodes N[,N...]   controller-scale node counts (default 1000,5000; 200 with --quick)`;
+  --duration D       footprint run length: 600, 90s, 10m (default 10m; 60s with --quick);
+                     controllerScale's steady window under churn (default 2m; 20s with --quick)
+  --trials N         detection-latency trials per fault, controllerScale decision trials (default 20; 5 with --quick)
+  --nodes N[,N...]   controller-scale node counts (default 1000,5000,10000; 200 with --quick)`;
 
 export class BenchUsageError extends Error {
   override name = 'BenchUsageError';

@@ -3,6 +3,13 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from './benchOutput.js';
 
+/** The words between `node` and the script in a container command such as ["node", "--flag", "/app/x.js"]; undefined for another shape. */
+export function nodeFlagsOfCommand(command: unknown): string[] | undefined {
+  if (!Array.isArray(command) || command[0] !== 'node') return undefined;
+  const script = command.findIndex((word) => typeof word === 'string' && word.endsWith('.js'));
+  return script < 1 ? undefined : (command.slice(1, script) as string[]);
+}
+
 /**
  * The Node flags the agent ships with: the words between `node` and the script in the agent
  * container's command in manifests/base/agent-daemonset.yaml, so the benchmarks measure what
@@ -13,11 +20,9 @@ export function daemonSetNodeFlags(): string[] {
   for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
     const manifest = doc.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: Array<{ name?: string; command?: unknown }> } } } };
     if (manifest?.kind !== 'DaemonSet') continue;
-    const command = manifest.spec?.template?.spec?.containers?.find((c) => c.name === 'agent')?.command;
-    if (!Array.isArray(command) || command[0] !== 'node') break;
-    const script = command.findIndex((word) => typeof word === 'string' && word.endsWith('.js'));
-    if (script < 1) break;
-    return command.slice(1, script) as string[];
+    const flags = nodeFlagsOfCommand(manifest.spec?.template?.spec?.containers?.find((c) => c.name === 'agent')?.command);
+    if (flags) return flags;
+    break;
   }
   throw new Error(`${path}: no DaemonSet whose "agent" container command is ["node", ...flags, "<script>.js"]`);
 }
