@@ -3,8 +3,8 @@ import type { Agent } from './agent.js';
 import type { AgentConfig } from './config/schema.js';
 import { ConfigError } from '../common/config/configError.js';
 import { AgentKubeApi } from './kube/agentKubeApi.js';
-import { KubeClient } from './kube/kubeClient.js';
-import { inClusterCredentials, type KubeCredentials } from './kube/kubeCredentials.js';
+import { KubeClient } from '../common/kube/kubeClient.js';
+import { inClusterCredentials, type KubeCredentials } from '../common/kube/kubeCredentials.js';
 import { KonnectivityEcho, echoRoute } from './probes/konnectivityEcho.js';
 import { KonnectivityProbe } from './probes/konnectivityProbe.js';
 import type { ProbeFactory } from './probes/registry.js';
@@ -35,7 +35,7 @@ export class InClusterWiring {
       throw new ConfigError(['nodeName: empty; set NODE_NAME from the downward API (fieldRef: spec.nodeName) or nodeName in the config'], 'publish.enabled');
     }
     const credentials = config.kubeconfig
-      ? (await import('./kube/kubeconfigFile.js')).kubeconfigCredentials(config.kubeconfig)
+      ? (await import('../common/kube/kubeconfigFile.js')).kubeconfigCredentials(config.kubeconfig)
       : inClusterCredentials(process.env, config.serviceAccountDir);
     return new InClusterWiring(config, credentials, log);
   }

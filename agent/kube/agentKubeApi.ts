@@ -1,5 +1,5 @@
 import type { CoreV1Event, V1Deployment, V1Node, V1NodeCondition } from '@kubernetes/client-node';
-import type { KubeClient } from './kubeClient.js';
+import type { KubeClient } from '../../common/kube/kubeClient.js';
 
 const enc = encodeURIComponent;
 

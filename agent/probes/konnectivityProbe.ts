@@ -1,7 +1,7 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { ProbesConfig } from '../config/schema.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
-import { KubeApiError } from '../kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { echoRoute, type KonnectivityEcho } from './konnectivityEcho.js';
 import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
 import { probeReasons } from '../../common/contract.js';

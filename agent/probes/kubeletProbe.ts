@@ -1,5 +1,5 @@
 import { get as httpsGet } from 'node:https';
-import { http } from '../nodeHttp.js';
+import { http } from '../../common/nodeHttp.js';
 import type { ProbesConfig } from '../config/schema.js';
 import { round } from './figureFormat.js';
 import { type Probe, type ProbeResult, type Verdict, result } from './probe.js';

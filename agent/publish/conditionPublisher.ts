@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { ConditionEngine, ConditionType, NodeCondition, Observation, ProblemEvent } from '../conditions/conditionEngine.js';
 import { ownedConditionTypes } from '../../common/contract.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
-import { KubeApiError } from '../kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { Backoff } from './backoff.js';
 import type { EventRecorder } from './eventRecorder.js';
 

@@ -5,7 +5,7 @@ import type { V1Node } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
-import { KubeApiError } from '../kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { Backoff } from '../publish/backoff.js';
 import type { EventRecorder } from '../publish/eventRecorder.js';
 

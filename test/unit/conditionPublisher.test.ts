@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConditionEngine, type Observation } from '../../agent/conditions/conditionEngine.js';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
-import { KubeApiError } from '../../agent/kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { ConditionPublisher } from '../../agent/publish/conditionPublisher.js';
 import { EventRecorder } from '../../agent/publish/eventRecorder.js';
 

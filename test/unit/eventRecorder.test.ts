@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
-import { KubeApiError } from '../../agent/kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { EventRecorder } from '../../agent/publish/eventRecorder.js';
 import { Backoff } from '../../agent/publish/backoff.js';
 

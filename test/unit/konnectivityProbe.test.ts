@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
-import { KubeApiError } from '../../agent/kube/kubeClient.js';
+import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 import { KonnectivityEcho } from '../../agent/probes/konnectivityEcho.js';
 import { KonnectivityProbe } from '../../agent/probes/konnectivityProbe.js';

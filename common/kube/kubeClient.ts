@@ -41,9 +41,10 @@ const maxBodyBytes = 8 * 1024 * 1024;
 const tokenRereadMs = 60_000;
 
 /**
- * The agent's Kubernetes client: a few REST calls over node:https with the cluster's CA and
- * the ServiceAccount token, re-read as the kubelet rotates it. The agent runs on every node,
- * and @kubernetes/client-node's runtime costs ~80 MiB RSS, so only its types are used here.
+ * The programs' Kubernetes client: REST calls over node:https with the cluster's CA and the
+ * ServiceAccount token (re-read as the kubelet rotates it) or a client certificate, on a few
+ * kept-alive connections. @kubernetes/client-node's runtime costs ~80 MiB RSS and opens a new
+ * TLS connection per request, so only its types are used here.
  */
 export class KubeClient {
   private readonly url: URL;

@@ -68,7 +68,7 @@ export function kubeconfigCredentials(path: string): KubeCredentials {
   const user = config.users.find((u) => u.name === context.context.user)?.user ?? {};
   if (user.exec || user['auth-provider']) {
     throw new KubeCredentialsError(
-      `kubeconfig ${path}: user "${context.context.user}" uses an exec or auth-provider plugin, which the agent does not run; use a token or client certificate`,
+      `kubeconfig ${path}: user "${context.context.user}" uses an exec or auth-provider plugin, which nodepulse does not run; use a token or client certificate`,
     );
   }
   const base = dirname(path);
