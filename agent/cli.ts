@@ -8,6 +8,7 @@ import { InClusterWiring } from './inCluster.js';
 import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildMonitors } from './monitors/registry.js';
 import { buildProbes } from './probes/registry.js';
+import { dropPrivileges } from './privileges.js';
 import { runCli } from '../common/cliRunner.js';
 
 const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
@@ -72,6 +73,9 @@ async function main(): Promise<number> {
 
   if (skipped.length > 0) log.info({ skipped }, 'probes that need the API server are skipped in standalone mode (publish.enabled: false)');
   const monitors = buildMonitors(config, log);
+  for (const monitor of monitors) monitor.openPrivileged?.();
+  const identity = dropPrivileges(config.security);
+  if (identity) log.info(identity, 'dropped root: running as security.runAsUser, without capabilities');
   const agent = new Agent(config, probes, log, { routes: wiring?.routes, readiness: wiring ? [wiring.readiness] : [], monitors, monitorsAfterAdoption: wiring !== undefined });
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -95,4 +99,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-runCli('nodepulse-agent', main, ['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError', 'ListenError']);
+runCli('nodepulse-agent', main, ['ConfigError', 'KubeCredentialsError', 'NodeNotFoundError', 'ListenError', 'PrivilegeDropError']);

@@ -17,6 +17,8 @@ export const conditionTypeByProbe = {
   dns: 'DNSProblem',
   kubelet: 'KubeletProblem',
   konnectivity: 'KonnectivityProblem',
+  /** AKS's NPD name for it too, so its alerts and repair policies keep working. */
+  runtime: 'ContainerRuntimeProblem',
 } as const;
 
 export type ProbeName = keyof typeof conditionTypeByProbe;
@@ -92,6 +94,17 @@ export const probeReasons = {
     forbidden: 'KonnectivityForbidden',
     failed: 'KonnectivityPathFailed',
     healthy: 'KonnectivityPathHealthy',
+  },
+  /** The CRI runtime's Status (AKS's NPD: ContainerRuntimeIsDown); healthy pairs with it. */
+  runtime: {
+    /** The socket is missing or refuses connections. */
+    down: 'ContainerRuntimeIsDown',
+    unresponsive: 'ContainerRuntimeUnresponsive',
+    /** It answered, but with a gRPC error or a reply that is not a CRI StatusResponse. */
+    statusFailed: 'ContainerRuntimeStatusFailed',
+    notReady: 'ContainerRuntimeNotReady',
+    networkNotReady: 'ContainerRuntimeNetworkNotReady',
+    healthy: 'ContainerRuntimeIsUp',
   },
 } as const;
 

@@ -128,6 +128,21 @@ const kubelet = z.strictObject({
   timeoutMs: timeout(50, 30_000, 2000),
 });
 
+/** sun_path holds 108 bytes with the terminating NUL: a longer path cannot be connected to. */
+const unixSocketPath = absolutePath.max(107, 'must be at most 107 bytes: a unix socket path longer than that cannot be connected to; mount the socket at a shorter path');
+
+/**
+ * The container runtime over CRI. Off by default: it needs the runtime's socket mounted into
+ * the agent's pod (a read-only hostPath), which a DaemonSet must ask for.
+ */
+const runtime = z.strictObject({
+  ...hysteresis,
+  enabled: z.boolean().default(false),
+  socketPath: unixSocketPath.default('/run/containerd/containerd.sock'),
+  /** The whole Status and Version exchange; below the interval (timeoutBelowInterval). */
+  timeoutMs: timeout(100, 60_000, 5000),
+});
+
 const konnectivity = z.strictObject({
   ...hysteresis,
   intervalSeconds: interval.default(60),
@@ -288,6 +303,7 @@ export const agentConfigSchema = z
         dns: withDefaults(dns),
         kubelet: withDefaults(kubelet),
         konnectivity: withDefaults(konnectivity),
+        runtime: withDefaults(runtime),
       }),
     ),
   })
@@ -297,7 +313,7 @@ export const agentConfigSchema = z
   });
 
 /** Probes with their own per-check timeout. */
-const timedProbes = ['dns', 'kubelet', 'konnectivity'] as const;
+const timedProbes = ['dns', 'kubelet', 'konnectivity', 'runtime'] as const;
 
 /**
  * A check's timeout must end before the next sample is due: otherwise a slow target turns

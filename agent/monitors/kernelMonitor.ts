@@ -104,6 +104,10 @@ export class KernelLogMonitor implements Monitor {
     return this.reader.lostTotal;
   }
 
+  openPrivileged(): void {
+    this.reader.openNow();
+  }
+
   start(sink: MonitorSink): void {
     this.sink = sink;
     this.startedAt = this.now();
@@ -117,7 +121,7 @@ export class KernelLogMonitor implements Monitor {
       this.readFailing = true;
       const hint =
         err.code === 'EPERM' || err.code === 'EACCES'
-          ? 'the agent needs CAP_SYSLOG to read it while kernel.dmesg_restrict=1 (see the DaemonSet)'
+          ? 'the agent opens it as root, before it drops to security.runAsUser: it needs CAP_SYSLOG while kernel.dmesg_restrict=1, and a privileged container to pass the device cgroup (see the DaemonSet)'
           : err.code === 'ENOENT'
             ? 'mount the host /dev/kmsg into the pod (see the DaemonSet)'
             : 'the agent tries again in 30 s';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { close, fstat, open, read } from 'node:fs';
+import { close, fstat, open, openSync, read } from 'node:fs';
 
 /** One record of /dev/kmsg (Documentation/ABI/testing/dev-kmsg): `prio,seq,usec,flags[,...];text`. */
 export interface KmsgRecord {
@@ -42,12 +42,13 @@ export interface KmsgReaderEvents {
 /** The file calls the reader makes; tests inject failures (EPIPE, EACCES) through these. */
 export interface KmsgFs {
   open: typeof open;
+  openSync: typeof openSync;
   read: typeof read;
   close: typeof close;
   fstat: typeof fstat;
 }
 
-const nodeFs: KmsgFs = { open, read, close, fstat };
+const nodeFs: KmsgFs = { open, openSync, read, close, fstat };
 
 /**
  * One long-lived reader of /dev/kmsg. Each read returns one record, so a read is always
@@ -63,6 +64,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private pending = '';
   private readonly buffer: Buffer;
   private timer: NodeJS.Timeout | undefined;
+  private openError: NodeJS.ErrnoException | undefined;
   /** Records lost to ring-buffer overwrites since start. */
   lostTotal = 0;
 
@@ -76,18 +78,41 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     this.buffer = Buffer.allocUnsafe(8192);
   }
 
+  /**
+   * Opens the log now, while the agent still holds the privileges the open takes (it then drops
+   * to its own user: agent/privileges.ts); `start()` reads from this descriptor. A failure is
+   * kept and reported by `start()`.
+   */
+  openNow(): void {
+    try {
+      this.fd = this.fs.openSync(this.path, 'r');
+    } catch (err) {
+      this.openError = err as NodeJS.ErrnoException;
+    }
+  }
+
   start(): void {
+    if (this.fd !== undefined) return this.begin(this.fd);
+    if (this.openError) {
+      const err = this.openError;
+      this.openError = undefined;
+      return this.retry(err);
+    }
     this.fs.open(this.path, 'r', (err, fd) => {
       if (this.stopped) {
         if (!err) this.fs.close(fd, () => {});
         return;
       }
       if (err) return this.retry(err);
-      this.fd = fd;
-      this.fs.fstat(fd, (statErr, stats) => {
-        this.regularFile = !statErr && stats.isFile();
-        this.next();
-      });
+      this.begin(fd);
+    });
+  }
+
+  private begin(fd: number): void {
+    this.fd = fd;
+    this.fs.fstat(fd, (statErr, stats) => {
+      this.regularFile = !statErr && stats.isFile();
+      this.next();
     });
   }
 

@@ -12,6 +12,8 @@ export interface Monitor {
   readonly rules: ConditionRule[];
   /** The boot it reads (for boot-scoped conditions), when it knows it. */
   readonly boot?: BootFacts;
+  /** Opens what needs the privileges the agent drops once started (the kernel log), before it drops them. */
+  openPrivileged?(): void;
   start(sink: MonitorSink): void;
   stop(): void;
 }

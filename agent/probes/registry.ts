@@ -8,6 +8,7 @@ import { KubeletProbe } from './kubeletProbe.js';
 import { MemoryProbe } from './memoryProbe.js';
 import { PidProbe } from './pidProbe.js';
 import type { Probe } from './probe.js';
+import { RuntimeProbe } from './runtimeProbe.js';
 
 export type ProbeFactory = (config: AgentConfig) => Probe;
 
@@ -20,6 +21,7 @@ export const nodeProbeFactories: Partial<Record<ProbeName, ProbeFactory>> = {
   diskSpace: (c) => new DiskSpaceProbe(c.probes.diskSpace),
   dns: (c) => new DnsProbe(c.profile, c.probes.dns),
   kubelet: (c) => new KubeletProbe(c.probes.kubelet),
+  runtime: (c) => new RuntimeProbe(c.probes.runtime),
 };
 
 /**

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, close, fstat, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -55,6 +55,7 @@ function host(mounts: string[] = [mountLine(20, '8:1', '/', '/dev/sda1', 'rw,err
 }
 
 type Host = ReturnType<typeof host>;
+const nodeFsFor = (): KmsgFs => ({ open, openSync, read, close, fstat });
 const running: ProbeLoop[] = [];
 afterEach(() => {
   for (const loop of running.splice(0)) loop.stop();
@@ -207,6 +208,28 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
     await vi.waitFor(() => expect(m.engine.get('ReadonlyFilesystem')?.reason).toBe('RemountedReadWrite'));
   });
 
+  it('reads the kernel log it opened before the agent dropped its privileges, though the path can no longer be opened', async () => {
+    const h = host();
+    const m = run(h, [builtin('kernel')]);
+    m.monitor.openPrivileged();
+    renameSync(h.kmsgPath, `${h.kmsgPath}.moved`);
+    m.start();
+    appendFileSync(`${h.kmsgPath}.moved`, `3,101,${uptime * 1e6},-;INFO: task docker:1234 blocked for more than 120 seconds.\n`);
+    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.reason).toBe('DockerHung'));
+  });
+
+  it('reports an early open that failed (EACCES) as Unknown with the fix, once the monitor starts', async () => {
+    const h = host();
+    const denied: KmsgFs['openSync'] = () => {
+      throw Object.assign(new Error("EACCES: permission denied, open '/dev/kmsg'"), { code: 'EACCES' });
+    };
+    const m = run(h, [builtin('kernel')], { fs: { ...nodeFsFor(), openSync: denied } });
+    m.monitor.openPrivileged();
+    m.start();
+    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.status).toBe('Unknown'));
+    expect(m.engine.get('KernelDeadlock')?.message).toMatch(/EACCES.*opens it as root, before it drops to security.runAsUser/);
+  });
+
   it('turns its conditions Unknown (ProbeReadError, with the fix) when the kernel log cannot be opened', async () => {
     const h = host();
     const m = run(h, [builtin('kernel')], { kmsgPath: join(h.dir, 'no-kmsg') });
@@ -225,6 +248,7 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
     ];
     const fs: KmsgFs = {
       open: ((_path: string, _flags: string, cb: (err: null, fd: number) => void) => cb(null, 99)) as unknown as KmsgFs['open'],
+      openSync: (() => 99) as unknown as KmsgFs['openSync'],
       fstat: ((_fd: number, cb: (err: null, stats: { isFile: () => boolean }) => void) => cb(null, { isFile: () => false })) as unknown as KmsgFs['fstat'],
       close: ((_fd: number, cb: () => void) => cb()) as unknown as KmsgFs['close'],
       read: ((_fd: number, buffer: Buffer, _off: number, _len: number, _pos: null, cb: (err: NodeJS.ErrnoException | null, bytes: number) => void) => {
