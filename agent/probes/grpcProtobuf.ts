@@ -106,20 +106,20 @@ export function* decodeFields(bytes: Buffer): Generator<WireField> {
 
 /** The value of a string field; a known field on the wrong wire type is malformed. */
 export function stringField(field: WireField, message: string): string {
-  if (field.wireType !== wireTypes.lengthDelimited) throw wrongWireType(field, message, 'string');
+  if (field.wireType !== wireTypes.lengthDelimited) throw wrongWireType(field, message, 'a string');
   return field.value.toString('utf8');
 }
 
 export function boolField(field: WireField, message: string): boolean {
-  if (field.wireType !== wireTypes.varint) throw wrongWireType(field, message, 'bool');
+  if (field.wireType !== wireTypes.varint) throw wrongWireType(field, message, 'a bool');
   return field.value !== 0;
 }
 
 export function messageField(field: WireField, message: string): Buffer {
-  if (field.wireType !== wireTypes.lengthDelimited) throw wrongWireType(field, message, 'embedded message');
+  if (field.wireType !== wireTypes.lengthDelimited) throw wrongWireType(field, message, 'an embedded message');
   return field.value;
 }
 
 function wrongWireType(field: WireField, message: string, expected: string): ProtobufDecodeError {
-  return new ProtobufDecodeError(`${message} field ${field.field} should be a ${expected}, got wire type ${field.wireType}`);
+  return new ProtobufDecodeError(`${message} field ${field.field} should be ${expected}, got wire type ${field.wireType}`);
 }
