@@ -28,6 +28,10 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean -
 COPY --from=build /src/dist/common ./dist/common
 COPY --from=build /src/dist/agent ./dist/agent
 COPY --from=build /src/dist/controller ./dist/controller
+# The agent runs in a privileged container (manifests/base/agent-daemonset.yaml), where
+# no_new_privs cannot be set: with no setuid or setgid file in the image, it cannot regain root
+# once it has dropped it.
+RUN find / -xdev -perm /6000 -type f -exec chmod a-s {} +
 # The image's `node` user, by number so that Kubernetes' runAsNonRoot can verify it.
 # The agent-reboot overlay alone overrides this with root (see its agent-host-reboot.yaml).
 USER 1000:1000

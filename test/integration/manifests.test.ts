@@ -182,20 +182,28 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
     expect([fieldOf('NODE_NAME'), fieldOf('POD_NAME'), fieldOf('POD_NAMESPACE')]).toEqual(['spec.nodeName', 'metadata.name', 'metadata.namespace']);
   });
 
-  it(`gives the agent host PID and a privileged container ${promise.reboots ? 'because' : 'only if'} it reboots nodes`, () => {
+  it(`starts the agent privileged as root for /dev/kmsg, and ${promise.reboots ? 'keeps it root with host PID because it reboots nodes' : 'has it drop to uid 1000 with no capability'}`, () => {
     const { agent, agentConfig, controllerConfig } = rendered;
-    expect(agent.spec?.template.spec?.hostPID ?? false).toBe(promise.reboots);
-    expect(container(agent).securityContext?.privileged ?? false).toBe(promise.reboots);
+    const spec = agent.spec?.template.spec;
+    expect(spec?.hostPID ?? false).toBe(promise.reboots);
+    expect(spec?.securityContext).toMatchObject({ runAsUser: 0, runAsNonRoot: false, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container(agent).securityContext).toEqual({ privileged: true, allowPrivilegeEscalation: true, readOnlyRootFilesystem: true });
+    const mounts = container(agent).volumeMounts ?? [];
+    const hostPathOf = (mountPath: string) => spec?.volumes?.find((v) => v.name === mounts.find((m) => m.mountPath === mountPath)?.name)?.hostPath;
+    expect(agentConfig.monitors.kernel).toMatchObject({ enabled: true, kmsgPath: '/dev/kmsg' });
+    expect(hostPathOf('/dev/kmsg')).toEqual({ path: '/dev/kmsg', type: 'CharDevice' });
+    expect(mounts.find((m) => m.mountPath === '/dev/kmsg')?.readOnly).toBe(true);
+    // The runtime's folder, read-only, so a restarted containerd's new socket is seen.
+    expect(agentConfig.probes.runtime).toMatchObject({ enabled: true, socketPath: '/run/containerd/containerd.sock' });
+    expect(hostPathOf('/run/containerd')?.path).toBe('/run/containerd');
+    expect(mounts.find((m) => m.mountPath === '/run/containerd')).toMatchObject({ readOnly: true, mountPropagation: 'HostToContainer' });
+    expect(agentConfig.monitors.restarts.enabled).toBe(true);
     expect(agentConfig.reboot.enabled).toBe(promise.reboots);
     if (promise.reboots) {
       expect(agentConfig.reboot.annotation).toBe(controllerConfig.provider.agent.rebootRequestAnnotation);
+      expect(agentConfig.security.runAsUser).toBeNull();
     } else {
-      expect(agent.spec?.template.spec?.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-      expect(container(agent).securityContext).toEqual({
-        readOnlyRootFilesystem: true,
-        allowPrivilegeEscalation: false,
-        capabilities: { drop: ['ALL'] },
-      });
+      expect(agentConfig.security).toEqual({ runAsUser: 1000, runAsGroup: 1000, supplementaryGroups: [0] });
     }
   });
 
@@ -444,7 +452,7 @@ describe('the manifests on a real control plane with three simulated nodes', () 
     expect(accepted.source?.component).toBe(components.controller);
   });
 
-  it('switching to the agent-reboot overlay rolls the agents out again, now with host PID and a privileged container', async () => {
+  it('switching to the agent-reboot overlay rolls the agents out again, now with host PID', async () => {
     await plane.kubectl(['apply', '-k', overlayDir('agent-reboot')]);
     await rollout('daemonset', 'nodepulse-agent');
     await rollout('deployment', 'nodepulse-controller');

@@ -46,6 +46,8 @@ system:serviceaccount:{{ include "nodepulse.namespace" (index . 0) }}:{{ index .
 {{- end -}}
 {{- if .Values.agentReboot.enabled -}}
 {{- $config = mergeOverwrite $config (.Files.Get "config/agent-reboot.yaml" | fromYaml) -}}
+{{- /* The agent stays root for its reboot command: no security.runAsUser (a merge cannot set null). */ -}}
+{{- $_ := unset $config "security" -}}
 {{- end -}}
 {{- $config = mergeOverwrite $config (deepCopy .Values.agent.config) -}}
 {{- toYaml $config -}}
