@@ -2,9 +2,10 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { runCli } from '../common/cliRunner.js';
 import { ConfigError } from '../common/config/configError.js';
+import { defaultCredentials } from '../common/kube/defaultCredentials.js';
+import { KubeClient } from '../common/kube/kubeClient.js';
 import { createLogger } from '../common/log.js';
 import { loadControllerConfig } from './config/controllerConfig.js';
 import { ControllerLoop } from './controllerLoop.js';
@@ -16,6 +17,7 @@ import { LeaderElector, runLeaderElection } from './leaderElection.js';
 import { ControllerMetrics } from './metrics.js';
 import { startMetricsServer } from './metricsServer.js';
 import { describeApiError } from './nodeWrites.js';
+import { platformEventWatches } from './platformEvents.js';
 import { createProvider } from './providers/createProvider.js';
 
 const usage = `Usage: nodepulse-controller [--config FILE] [--metrics-port N] [--metrics-address ADDR]
@@ -60,9 +62,10 @@ async function main(): Promise<number> {
   if (args['metrics-address'] !== undefined) config.metrics.address = args['metrics-address'];
 
   const log = createLogger('nodepulse-controller');
-  const kubeConfig = new KubeConfig();
-  if (config.kubeconfig) kubeConfig.loadFromFile(config.kubeconfig);
-  else kubeConfig.loadFromDefault();
+  // One client, so every call shares a few kept-alive TLS connections: one per watch (the
+  // Nodes, the platform's Events, the fleet page's Events) and a few for lists, writes and the Lease.
+  const watches = 2 + platformEventWatches(config.platform).length;
+  const client = new KubeClient(defaultCredentials(config.kubeconfig), { maxSockets: watches + 4 });
 
   const metrics = new ControllerMetrics();
   const election = config.leaderElection;
@@ -73,10 +76,10 @@ async function main(): Promise<number> {
   };
   // Unique per process, so a restarted pod never mistakes its predecessor's lease for its own.
   const identity = `${process.env.POD_NAME || hostname()}_${randomUUID().slice(0, 8)}`;
-  const provider = createProvider(config, kubeConfig.makeApiClient(CoreV1Api));
+  const provider = createProvider(config, client);
   // The fleet page's rows are fed from the Node informer as objects arrive (no request of its own).
   const fleetRows = new FleetRows(config.stateAnnotation, config.quarantine.taintKey, config.needsHumanLabel);
-  const loop: ControllerLoop = new ControllerLoop(kubeConfig, {
+  const loop: ControllerLoop = new ControllerLoop(client, {
     config,
     onNode: (node) => fleetRows.observe(node),
     provider,
@@ -90,7 +93,7 @@ async function main(): Promise<number> {
     instance: identity,
   });
   const elector: LeaderElector = new LeaderElector(
-    kubeLeaseStore(kubeConfig.makeApiClient(CoordinationV1Api), election.namespace, election.leaseName),
+    kubeLeaseStore(client, election.namespace, election.leaseName),
     identity,
     timing,
     Date.now,
@@ -102,7 +105,7 @@ async function main(): Promise<number> {
     },
   );
   let started = false;
-  const fleetEvents = new FleetEvents(kubeConfig, config.events.reportingComponent, log);
+  const fleetEvents = new FleetEvents(client, config.events.reportingComponent, log);
   const fleetPage = new FleetPage({ config, rows: fleetRows, snapshot: () => loop.fleetSnapshot(), ownEvents: () => fleetEvents.entries() });
   const endpoint = await startMetricsServer(metrics, {
     address: config.metrics.address,
@@ -129,6 +132,7 @@ async function main(): Promise<number> {
     fleetPage.close();
     await Promise.all([loop.stop(), fleetEvents.stop()]);
     await endpoint.close();
+    client.close();
   }
   return 0;
 }

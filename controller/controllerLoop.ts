@@ -1,19 +1,20 @@
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ApiException, CoreV1Api, Watch, type CoreV1Event, type KubeConfig, type V1Node, type V1Taint } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Node, V1Taint } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { keys } from '../common/contract.js';
+import { KubeApiError, type KubeClient } from '../common/kube/kubeClient.js';
 import type { ControllerConfig } from './config/controllerConfig.js';
 import { decide, type RemediationDecision, type SkipRule } from './decide.js';
 import { FleetIndex, nodeContribution, type Contribution } from './fleet.js';
 import { parseFleetMemory, serializeFleetMemory } from './fleetMemory.js';
 import type { FleetSnapshot } from './fleetView.js';
-import { Informer } from './informer.js';
+import { Informer, kubeLister, kubeWatchSource } from './informer.js';
 import { PlatformEventTrust, platformEventWatches } from './platformEvents.js';
 import { slimNode, type SlimKeep } from './slimNode.js';
 import type { ControllerMetrics } from './metrics.js';
 import { readNode, type NodeFacts, type NodeMemory } from './nodeHealth.js';
-import { NodeWriter, describeApiError, type WriteResult } from './nodeWrites.js';
+import { NodeWriter, describeApiError, type MetadataChanges, type WriteResult } from './nodeWrites.js';
 import type { RemediationProvider } from './providers/provider.js';
 import { startResync } from './resync.js';
 import { WorkQueue } from './workQueue.js';
@@ -74,9 +75,27 @@ export interface LoopDeps {
 const overlayTtlMs = 60_000;
 /** Rules whose skips are routine (a few seconds of spacing) and not worth an Event each. */
 const quietRules: ReadonlySet<SkipRule> = new Set(['min-spacing']);
+/** The Node watch's bookmarks come about once a minute: a stream silent this long is taken for dead. */
+const nodeWatchIdleMs = 90_000;
+/** A page's reply may be this large per Node asked for (a kubelet's Node is 10-30 KiB of JSON), 8 MiB at least. */
+const listBytesPerNode = 128 * 1024;
+
+/**
+ * Annotations one reconcile has to write, handed to the first write it makes to the Node
+ * (the remediation state, else the quarantine taint), so a decision costs one write, not two
+ * in series; what no write took is written on its own at the end.
+ */
+interface Carried {
+  annotations?: Record<string, string>;
+}
+
+function takeCarried(carried: Carried | undefined): Record<string, string> {
+  const annotations = carried?.annotations ?? {};
+  if (carried) delete carried.annotations;
+  return annotations;
+}
 
 export class ControllerLoop {
-  private readonly core: CoreV1Api;
   private readonly writer: NodeWriter;
   private readonly nodes: Informer<V1Node, V1Node>;
   private readonly platformWatches: Array<Informer<CoreV1Event, CoreV1Event>>;
@@ -106,7 +125,7 @@ export class ControllerLoop {
   private readonly keep: SlimKeep;
 
   constructor(
-    kubeConfig: KubeConfig,
+    private readonly client: KubeClient,
     private readonly deps: LoopDeps,
   ) {
     this.now = deps.now ?? Date.now;
@@ -117,13 +136,9 @@ export class ControllerLoop {
       annotations: new Set([config.stateAnnotation, config.optOut.key, keys.readySeen]),
       conditions: new Set([...config.detection.agentConditions.map((c) => c.type), ...config.quarantine.conditions]),
     };
-    this.core = kubeConfig.makeApiClient(CoreV1Api);
-    this.writer = new NodeWriter(this.core);
-    const watch = new Watch(kubeConfig);
-    // Watch aborts a watch that has been silent this long (its private default is 30 s, see
-    // dist/watch.js); the server's bookmarks come about once a minute, so allow for a gap.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 90_000;
+    this.writer = new NodeWriter(client);
     const labelSelector = deps.config.nodeSelector || undefined;
+    const pageSize = deps.config.cache.listPageSize;
     const onError = (name: string) => (err: unknown, during: 'list' | 'watch') => {
       deps.metrics.informerFailed(name, during);
       deps.log.warn({ err: describeApiError(err), informer: name, during }, 'informer list or watch failed; retrying with backoff');
@@ -131,15 +146,15 @@ export class ControllerLoop {
     this.nodes = new Informer<V1Node, V1Node>({
       name: 'nodes',
       path: '/api/v1/nodes',
-      watch,
-      list: (page) => this.core.listNode({ labelSelector, limit: page.limit, _continue: page.continue }),
+      watch: kubeWatchSource(client, { idleTimeoutMs: nodeWatchIdleMs }),
+      list: kubeLister<V1Node>(client, '/api/v1/nodes', { labelSelector }, Math.max(8 * 1024 * 1024, pageSize * listBytesPerNode)),
       ...(labelSelector ? { watchParams: { labelSelector } } : {}),
       key: (node) => node.metadata?.name,
       transform: (node) => {
         deps.onNode?.(node);
         return slimNode(node, this.keep);
       },
-      pageSize: deps.config.cache.listPageSize,
+      pageSize,
       resourceVersion: (node) => node.metadata?.resourceVersion,
       onError: onError('nodes'),
       now: this.now,
@@ -155,8 +170,9 @@ export class ControllerLoop {
       const informer = new Informer<CoreV1Event, CoreV1Event>({
         name,
         path,
-        watch,
-        list: (page) => this.core.listNamespacedEvent({ namespace, fieldSelector, limit: page.limit, _continue: page.continue }),
+        // Events get no bookmarks: the stream is trusted until its own server-side timeout.
+        watch: kubeWatchSource(client),
+        list: kubeLister<CoreV1Event>(client, path, { fieldSelector }),
         watchParams: { fieldSelector },
         key: (e) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
         transform: (e) => e,
@@ -323,9 +339,11 @@ export class ControllerLoop {
     const { facts, state } = observed;
     let node = observed.node;
     this.noteBreaker(index.set(name, nodeContribution(facts, state, now, config), now), now);
-    if (facts.everReady && facts.ready !== 'True' && facts.annotations[keys.readySeen] === undefined) {
-      node = (await this.markReadySeen(node)) ?? node;
-    }
+    // A node seen Ready that now fails is marked so on the Node, so no later replica takes it for a never-ready node.
+    const carried: Carried =
+      facts.everReady && facts.ready !== 'True' && facts.annotations[keys.readySeen] === undefined
+        ? { annotations: { [keys.readySeen]: new Date(now).toISOString() } }
+        : {};
     const fleet = index.summary(this.paused());
     const { remediation, quarantine } = decide(facts, state, fleet, now, config);
     if (!this.running.has(name)) {
@@ -333,7 +351,7 @@ export class ControllerLoop {
         // A step with no recorded outcome that nobody here is running: its leader died mid-call.
         this.resume(facts, state, leadership);
       } else {
-        const written = await this.applyRemediation(node, facts, state, remediation, leadership);
+        const written = await this.applyRemediation(node, facts, state, remediation, leadership, carried);
         if (written) {
           node = written;
           const after = this.observe(name, this.now());
@@ -341,7 +359,8 @@ export class ControllerLoop {
         }
       }
     }
-    await this.applyQuarantine(node, facts, quarantine);
+    await this.applyQuarantine(node, facts, quarantine, carried);
+    if (carried.annotations) await this.writeAnnotations(node, takeCarried(carried));
     metrics.observeFleet(index.summary(this.paused()));
     metrics.reconciled();
     this.deps.log.debug({ node: name, decision: remediation.kind, why: remediation.why }, 'reconciled');
@@ -375,10 +394,8 @@ export class ControllerLoop {
     this.deps.metrics.observeBlocked(counts);
   }
 
-  /** Notes on the Node that it was Ready once, so no later replica takes it for a never-ready node. */
-  private async markReadySeen(node: V1Node): Promise<V1Node | undefined> {
-    const result = await this.writer.patchMetadata(node, { annotations: { [keys.readySeen]: new Date(this.now()).toISOString() } });
-    return this.remember(result, node.metadata?.name ?? '') ? (result as { node: V1Node }).node : undefined;
+  private async writeAnnotations(node: V1Node, annotations: Record<string, string>): Promise<void> {
+    this.remember(await this.writer.patchMetadata(node, { annotations }), node.metadata?.name ?? '');
   }
 
   private async applyRemediation(
@@ -387,6 +404,7 @@ export class ControllerLoop {
     state: StoredState,
     decision: RemediationDecision,
     leadership: AbortSignal,
+    carried: Carried,
   ): Promise<V1Node | undefined> {
     const { config, metrics, log } = this.deps;
     const name = facts.name;
@@ -410,7 +428,7 @@ export class ControllerLoop {
         return undefined;
       }
       case 'reset': {
-        const written = await this.writeState(node, undefined, { [config.needsHumanLabel]: null });
+        const written = await this.writeState(node, undefined, { [config.needsHumanLabel]: null }, carried);
         if (written) log.info({ node: name, why: decision.why }, 'remediation state cleared');
         return written;
       }
@@ -419,7 +437,7 @@ export class ControllerLoop {
       // which the API server keeps once.
       case 'recovered': {
         await this.emit(recoveredEvent(ctx, decision));
-        const written = await this.writeState(node, decision.state);
+        const written = await this.writeState(node, decision.state, undefined, carried);
         if (!written) return undefined;
         if (decision.healedBy) metrics.stepSucceeded(decision.healedBy);
         log.info({ node: name, why: decision.why }, 'node recovered');
@@ -427,7 +445,7 @@ export class ControllerLoop {
       }
       case 'needs-human': {
         await this.emit(needsHumanEvent(ctx, decision));
-        const written = await this.writeState(node, decision.state, { [config.needsHumanLabel]: 'true' });
+        const written = await this.writeState(node, decision.state, { [config.needsHumanLabel]: 'true' }, carried);
         if (!written) return undefined;
         if (decision.stillUnhealthyAfter) metrics.stepFailed(decision.stillUnhealthyAfter, 'still_unhealthy');
         metrics.neededHuman();
@@ -437,7 +455,7 @@ export class ControllerLoop {
       case 'start': {
         // The last word before acting: only a leader whose state write lands may act.
         if (leadership.aborted || !this.deps.isLeader()) return undefined;
-        const written = await this.writeState(node, decision.state);
+        const written = await this.writeState(node, decision.state, undefined, carried);
         if (!written) return undefined;
         if (decision.stillUnhealthyAfter) metrics.stepFailed(decision.stillUnhealthyAfter, 'still_unhealthy');
         metrics.stepStarted(decision.step, this.deps.provider.name);
@@ -560,22 +578,27 @@ export class ControllerLoop {
     return false;
   }
 
-  private async applyQuarantine(node: V1Node, facts: NodeFacts, decision: QuarantineDecision): Promise<void> {
+  private async applyQuarantine(node: V1Node, facts: NodeFacts, decision: QuarantineDecision, carried: Carried): Promise<void> {
     if (decision.kind !== 'add' && decision.kind !== 'remove') return;
     const { config, log } = this.deps;
     const key = config.quarantine.taintKey;
     const others: V1Taint[] = (node.spec?.taints ?? []).filter((t) => t.key !== key);
     const taints = decision.kind === 'add' ? [...others, { key, value: 'true', effect: 'NoSchedule' }] : others;
-    const result = await this.writer.setTaints(node, taints);
+    const result = await this.writer.setTaints(node, taints, carried.annotations ? { annotations: takeCarried(carried) } : {});
     if (!this.remember(result, facts.name)) return;
     log.info({ node: facts.name, quarantine: decision.kind, why: decision.why }, 'quarantine taint changed');
     await this.emit(quarantineEvent(this.eventContext(facts), decision));
   }
 
-  private async writeState(node: V1Node, state: RemediationState | undefined, labels?: Record<string, string | null>): Promise<V1Node | undefined> {
+  private async writeState(
+    node: V1Node,
+    state: RemediationState | undefined,
+    labels?: Record<string, string | null>,
+    carried?: Carried,
+  ): Promise<V1Node | undefined> {
     const { config } = this.deps;
-    const changes: { annotations: Record<string, string | null>; labels?: Record<string, string | null> } = {
-      annotations: { [config.stateAnnotation]: state ? serializeRemediationState(state) : null },
+    const changes: MetadataChanges = {
+      annotations: { ...takeCarried(carried), [config.stateAnnotation]: state ? serializeRemediationState(state) : null },
     };
     if (labels) changes.labels = labels;
     const result = await this.writer.patchMetadata(node, changes);
@@ -645,11 +668,12 @@ export class ControllerLoop {
   }
 
   private async emit(event: CoreV1Event): Promise<void> {
+    const namespace = event.metadata?.namespace ?? 'default';
     try {
-      await this.core.createNamespacedEvent({ namespace: event.metadata?.namespace ?? 'default', body: event });
+      await this.client.request('POST', `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`, { body: event });
     } catch (err) {
       // A ladder event already written (by us before a retry, or by the leader before us).
-      if (err instanceof ApiException && err.code === 409) return;
+      if (err instanceof KubeApiError && err.status === 409) return;
       this.deps.log.warn({ reason: event.reason, err: describeApiError(err) }, 'could not write event');
     }
   }

@@ -1,6 +1,7 @@
-import { CoreV1Api, Watch, type CoreV1Event, type KubeConfig } from '@kubernetes/client-node';
+import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { Informer } from './informer.js';
+import type { KubeClient } from '../common/kube/kubeClient.js';
+import { Informer, kubeLister, kubeWatchSource } from './informer.js';
 import { timelineEntry, type TimelineEntry } from './fleetView.js';
 
 /**
@@ -11,19 +12,17 @@ import { timelineEntry, type TimelineEntry } from './fleetView.js';
 export class FleetEvents {
   private readonly informer: Informer<CoreV1Event, TimelineEntry>;
 
-  constructor(kubeConfig: KubeConfig, source: string, log: Logger) {
-    const core = kubeConfig.makeApiClient(CoreV1Api);
+  constructor(client: KubeClient, source: string, log: Logger) {
     const namespace = 'default';
     const fieldSelector = `involvedObject.kind=Node,source=${source}`;
     const name = `events ${namespace} source=${source} (fleet page)`;
-    const watch = new Watch(kubeConfig);
-    // As the loop's: client-node aborts a watch silent for 30 s, and bookmarks come about once a minute.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 90_000;
+    const path = `/api/v1/namespaces/${namespace}/events`;
     this.informer = new Informer<CoreV1Event, TimelineEntry>({
       name,
-      path: `/api/v1/namespaces/${namespace}/events`,
-      watch,
-      list: (page) => core.listNamespacedEvent({ namespace, fieldSelector, limit: page.limit, _continue: page.continue }),
+      path,
+      // Events get no bookmarks: the stream is trusted until its own server-side timeout.
+      watch: kubeWatchSource(client),
+      list: kubeLister<CoreV1Event>(client, path, { fieldSelector }),
       watchParams: { fieldSelector },
       key: (e) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
       transform: (e) => ({ ...timelineEntry(e), message: (e.message ?? '').slice(0, 300) }),

@@ -1,4 +1,4 @@
-import type { Watch } from '@kubernetes/client-node';
+import { KubeApiError, withQuery, type KubeClient } from '../common/kube/kubeClient.js';
 import { sleepUnlessAborted } from '../common/sleep.js';
 
 /**
@@ -28,12 +28,20 @@ export interface ListPage<T> {
   metadata?: { resourceVersion?: string; _continue?: string };
 }
 
+/**
+ * Opens a watch: events go to `onEvent` until the stream ends, which calls `done` (null: the
+ * server closed it). Resolves once the server has answered, with a controller that ends it.
+ */
+export interface WatchSource {
+  watch(path: string, params: Record<string, string>, onEvent: (type: string, object: unknown) => void, done: (err: unknown) => void): Promise<AbortController>;
+}
+
 export interface InformerOptions<T, S> {
   /** For logs: `nodes`, `events source=aks-auto-repair`. */
   name: string;
   /** API path of the collection, e.g. /api/v1/nodes. */
   path: string;
-  watch: Pick<Watch, 'watch'>;
+  watch: WatchSource;
   list(page: { limit: number; continue?: string }): Promise<ListPage<T>>;
   /** Extra watch query parameters (labelSelector, fieldSelector). */
   watchParams?: Record<string, string>;
@@ -258,7 +266,8 @@ export class Informer<T, S> {
       };
       const onDone = (err: unknown) => {
         if (gone || statusOf(err) === 410) return finish({ kind: 'gone' });
-        if (!err || (err as { name?: unknown }).name === 'TimeoutError') return finish({ kind: 'closed' });
+        // A watch silent for longer than its idle timeout is re-opened from where it was, as a closed one.
+        if (!err || (err instanceof KubeApiError && err.reason === 'Timeout')) return finish({ kind: 'closed' });
         finish({ kind: 'error', err, rewatch: isRefused(err) || statusOf(err) === 429 });
       };
       this.options.watch
@@ -303,12 +312,42 @@ export class Informer<T, S> {
 }
 
 function statusOf(err: unknown): number | undefined {
-  const e = err as { statusCode?: unknown; code?: unknown } | undefined;
-  if (typeof e?.statusCode === 'number') return e.statusCode;
-  return typeof e?.code === 'number' ? e.code : undefined;
+  return err instanceof KubeApiError ? err.status : undefined;
 }
 
 function isRefused(err: unknown): boolean {
-  const e = err as { code?: unknown; cause?: { code?: unknown } } | undefined;
-  return e?.code === 'ECONNREFUSED' || e?.cause?.code === 'ECONNREFUSED';
+  return err instanceof KubeApiError && err.reason === 'ECONNREFUSED';
+}
+
+/**
+ * Watches through the KubeClient. `idleTimeoutMs`: how long a silent stream is trusted; a
+ * resource whose watches carry bookmarks (Nodes: about one a minute) can use a short one. By
+ * default it is the watch's own timeoutSeconds plus 30 s, for resources the API server sends no
+ * bookmarks for (Events, which have no watch cache): they are silent until an event or the end.
+ */
+export function kubeWatchSource(client: KubeClient, options: { idleTimeoutMs?: number } = {}): WatchSource {
+  return {
+    watch(path, params, onEvent, done) {
+      const controller = new AbortController();
+      const idleTimeoutMs = options.idleTimeoutMs ?? (Number(params.timeoutSeconds ?? 0) + 30) * 1000;
+      return new Promise<AbortController>((resolve) => {
+        client
+          .watch<unknown>(withQuery(path, { ...params, watch: 'true' }), (event) => onEvent(event.type, event.object), {
+            idleTimeoutMs,
+            signal: controller.signal,
+            onOpen: () => resolve(controller),
+          })
+          .then(
+            () => done(null),
+            (err: unknown) => done(controller.signal.aborted ? null : err),
+          )
+          .finally(() => resolve(controller));
+      });
+    },
+  };
+}
+
+/** Lists a collection through the KubeClient, one page per call; `maxBytes` bounds a page's reply. */
+export function kubeLister<T>(client: KubeClient, path: string, params: Record<string, string | undefined>, maxBytes?: number): InformerOptions<T, unknown>['list'] {
+  return (page) => client.request<ListPage<T>>('GET', withQuery(path, { ...params, limit: page.limit, continue: page.continue }), maxBytes === undefined ? {} : { maxBytes });
 }

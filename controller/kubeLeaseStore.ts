@@ -1,24 +1,36 @@
-import { ApiException, Observable, type ConfigurationOptions, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
+import { KubeApiError, type KubeClient } from '../common/kube/kubeClient.js';
 import { LeaseConflict, LeaseInvalid, type LeaseRecord, type LeaseSnapshot, type LeaseStore } from './leaderElection.js';
 import { describeApiError } from './nodeWrites.js';
 
 /**
  * The leader Lease on the API server. Writes replace the whole object with the
  * resourceVersion that was read, so a concurrent writer makes ours fail with 409 Conflict.
- * Every call is cancelled when its signal aborts: the request itself is torn down, so a
- * renewal we gave up on cannot land later and be taken for a success.
+ * Every call is cancelled when its signal aborts: the request itself is torn down (its
+ * connection closed), so a renewal we gave up on cannot land later and be taken for a
+ * success, and the call rejects with the signal's reason.
  */
-export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: string): LeaseStore {
+export function kubeLeaseStore(client: KubeClient, namespace: string, name: string): LeaseStore {
+  const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+  const path = `${collection}/${encodeURIComponent(name)}`;
   // The object as last read or written: the base of the next replace, so it keeps the
   // annotations (the pause switch) and labels others put there.
   let last: V1Lease | undefined;
+  const call = async (signal: AbortSignal, method: string, at: string, body?: V1Lease): Promise<V1Lease> => {
+    try {
+      return await client.request<V1Lease>(method, at, { body, signal });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw err;
+    }
+  };
   return {
     async read(signal) {
       try {
-        last = await api.readNamespacedLease({ name, namespace }, abortable(signal));
+        last = await call(signal, 'GET', path);
         return snapshot(last);
       } catch (err) {
-        if (!(err instanceof ApiException && err.code === 404)) throw err;
+        if (!(err instanceof KubeApiError && err.status === 404)) throw err;
         last = undefined;
         return undefined;
       }
@@ -26,8 +38,8 @@ export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: 
     async write(record, annotations, resourceVersion, signal) {
       try {
         if (resourceVersion === undefined) {
-          const body: V1Lease = { metadata: { name, namespace, annotations }, spec: spec(record) };
-          last = await api.createNamespacedLease({ namespace, body }, abortable(signal));
+          const body: V1Lease = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name, namespace, annotations }, spec: spec(record) };
+          last = await call(signal, 'POST', collection, body);
         } else {
           // A newer version than the caller's has been seen: the server would refuse it too.
           if (last?.metadata?.resourceVersion !== resourceVersion) throw new LeaseConflict(`lease ${namespace}/${name} changed since it was read`);
@@ -36,36 +48,15 @@ export function kubeLeaseStore(api: CoordinationV1Api, namespace: string, name: 
             metadata: { ...last.metadata, annotations: { ...last.metadata.annotations, ...annotations } },
             spec: spec(record),
           };
-          last = await api.replaceNamespacedLease({ name, namespace, body }, abortable(signal));
+          last = await call(signal, 'PUT', path, body);
         }
         return snapshot(last);
       } catch (err) {
-        if (err instanceof ApiException && (err.code === 409 || err.code === 404)) throw new LeaseConflict(`lease ${namespace}/${name} changed under us`);
-        if (err instanceof ApiException && err.code === 422) throw new LeaseInvalid(`lease ${namespace}/${name} refused: ${describeApiError(err)}`);
+        if (err instanceof KubeApiError && (err.status === 409 || err.status === 404)) throw new LeaseConflict(`lease ${namespace}/${name} changed under us`);
+        if (err instanceof KubeApiError && err.status === 422) throw new LeaseInvalid(`lease ${namespace}/${name} refused: ${describeApiError(err)}`);
         throw err;
       }
     },
-  };
-}
-
-/**
- * Per-call options that hand `signal` to the request: the generated client passes
- * RequestContext.getSignal() to undici's fetch (dist/gen/http/isomorphic-fetch.js), which
- * rejects with the signal's reason and closes the connection when it aborts. 'append' keeps
- * the client's own middleware (its User-Agent header).
- */
-function abortable(signal: AbortSignal): ConfigurationOptions {
-  return {
-    middleware: [
-      {
-        pre: (context) => {
-          context.setSignal(signal);
-          return new Observable(Promise.resolve(context));
-        },
-        post: (response) => new Observable(Promise.resolve(response)),
-      },
-    ],
-    middlewareMergeStrategy: 'append',
   };
 }
 

@@ -1,4 +1,5 @@
-import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api, type V1Node, type V1Taint } from '@kubernetes/client-node';
+import type { V1Node, V1Taint } from '@kubernetes/client-node';
+import { KubeApiError, type KubeClient } from '../common/kube/kubeClient.js';
 
 /**
  * Every write the controller makes to a Node: JSON merge patches that carry the
@@ -8,52 +9,48 @@ import { ApiException, PatchStrategy, setHeaderOptions, type CoreV1Api, type V1N
  */
 export type WriteResult = { ok: true; node: V1Node } | { ok: false; conflict: boolean; error: string };
 
-export class NodeWriter {
-  constructor(private readonly api: CoreV1Api) {}
+export interface MetadataChanges {
+  /** Set (string) or removed (null). */
+  annotations?: Record<string, string | null>;
+  labels?: Record<string, string | null>;
+}
 
-  /** Sets (string) or removes (null) annotations and labels. */
-  patchMetadata(node: V1Node, changes: { annotations?: Record<string, string | null>; labels?: Record<string, string | null> }): Promise<WriteResult> {
+const nodePath = (name: string) => `/api/v1/nodes/${encodeURIComponent(name)}`;
+
+export class NodeWriter {
+  constructor(private readonly client: KubeClient) {}
+
+  /** Sets or removes annotations and labels. */
+  patchMetadata(node: V1Node, changes: MetadataChanges): Promise<WriteResult> {
     return this.patch(node, { metadata: { resourceVersion: node.metadata?.resourceVersion, ...changes } });
   }
 
-  /** Replaces the whole taint list (a merge patch cannot edit one element of a list). */
-  setTaints(node: V1Node, taints: V1Taint[]): Promise<WriteResult> {
-    return this.patch(node, { metadata: { resourceVersion: node.metadata?.resourceVersion }, spec: { taints } });
+  /** Replaces the whole taint list (a merge patch cannot edit one element of a list), with any metadata changes in the same write. */
+  setTaints(node: V1Node, taints: V1Taint[], changes: MetadataChanges = {}): Promise<WriteResult> {
+    return this.patch(node, { metadata: { resourceVersion: node.metadata?.resourceVersion, ...changes }, spec: { taints } });
   }
 
   async read(name: string): Promise<V1Node | undefined> {
     try {
-      return await this.api.readNode({ name });
+      return await this.client.request<V1Node>('GET', nodePath(name));
     } catch (err) {
-      if (err instanceof ApiException && err.code === 404) return undefined;
+      if (err instanceof KubeApiError && err.status === 404) return undefined;
       throw err;
     }
   }
 
   private async patch(node: V1Node, body: unknown): Promise<WriteResult> {
-    const name = node.metadata?.name ?? '';
     try {
-      return { ok: true, node: await this.api.patchNode({ name, body }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)) };
+      return { ok: true, node: await this.client.request<V1Node>('PATCH', nodePath(node.metadata?.name ?? ''), { body, patch: 'merge' }) };
     } catch (err) {
-      const conflict = err instanceof ApiException && err.code === 409;
+      const conflict = err instanceof KubeApiError && err.status === 409;
       return { ok: false, conflict, error: describeApiError(err) };
     }
   }
 }
 
+/** An API error as logs show it: the HTTP status first (0: no answer), then what was said. */
 export function describeApiError(err: unknown): string {
-  if (err instanceof ApiException) {
-    const body = typeof err.body === 'string' ? safeJson(err.body) : err.body;
-    const message = (body as { message?: unknown } | undefined)?.message;
-    return `HTTP ${err.code}${typeof message === 'string' ? `: ${message}` : ''}`;
-  }
+  if (err instanceof KubeApiError) return err.status > 0 ? `HTTP ${err.status}: ${err.message}` : `${err.reason}: ${err.message}`;
   return (err as Error).message ?? String(err);
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -35,10 +35,29 @@ export interface RequestOptions {
   raw?: boolean;
   /** Stream a 2xx body line by line (watches) instead of collecting it; `timeoutMs` is then an idle timeout. */
   onLine?: (line: string) => void;
+  /** With `onLine`: called once the server has answered 2xx and the stream begins. */
+  onOpen?: () => void;
+  /** The largest reply (or watch event) accepted; a page of 500 full Nodes can exceed the default. */
+  maxBytes?: number;
 }
 
-const maxBodyBytes = 8 * 1024 * 1024;
+export interface KubeClientOptions {
+  /** Idle timeout of a request whose caller gives none: how long a silent socket is waited for. */
+  defaultTimeoutMs?: number;
+  /** Connections kept to the API server at most; a watch holds one for as long as it runs. */
+  maxSockets?: number;
+}
+
+const defaultMaxBytes = 8 * 1024 * 1024;
 const tokenRereadMs = 60_000;
+
+/** A path with its query string, leaving out parameters that are undefined. */
+export function withQuery(path: string, params: Record<string, string | number | boolean | undefined>): string {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) query.set(key, String(value));
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
 
 /**
  * The programs' Kubernetes client: REST calls over node:https with the cluster's CA and the
@@ -52,16 +71,18 @@ export class KubeClient {
   private token: string | undefined;
   private tokenReadAt = 0;
   private tokenMtimeMs = 0;
+  private readonly defaultTimeoutMs: number;
 
   constructor(
     private readonly credentials: KubeCredentials,
-    private readonly defaultTimeoutMs = 10_000,
+    options: KubeClientOptions = {},
   ) {
     this.url = new URL(credentials.server);
+    this.defaultTimeoutMs = options.defaultTimeoutMs ?? 10_000;
     if (this.url.protocol === 'https:') {
       this.agent = new Agent({
         keepAlive: true,
-        maxSockets: 4,
+        maxSockets: options.maxSockets ?? 4,
         ca: credentials.ca,
         cert: credentials.cert,
         key: credentials.key,
@@ -92,7 +113,11 @@ export class KubeClient {
    * A watch: each JSON line of the stream goes to `onEvent` until the server ends it (its
    * `timeoutSeconds`), `signal` aborts it, or it fails (a KubeApiError, 410 Gone included).
    */
-  async watch<T>(path: string, onEvent: (event: { type: string; object: T }) => void, options: { idleTimeoutMs: number; signal?: AbortSignal }): Promise<void> {
+  async watch<T>(
+    path: string,
+    onEvent: (event: { type: string; object: T }) => void,
+    options: { idleTimeoutMs: number; signal?: AbortSignal; onOpen?: () => void },
+  ): Promise<void> {
     const onLine = (line: string) => {
       let event: { type?: unknown; object?: unknown };
       try {
@@ -108,7 +133,7 @@ export class KubeClient {
         onEvent({ type: event.type, object: event.object as T });
       }
     };
-    const { status, headers, body } = await this.send('GET', path, { timeoutMs: options.idleTimeoutMs, signal: options.signal, onLine });
+    const { status, headers, body } = await this.send('GET', path, { timeoutMs: options.idleTimeoutMs, signal: options.signal, onLine, onOpen: options.onOpen });
     if (status < 200 || status >= 300) throw apiError('GET', path, status, headers, body);
   }
 
@@ -145,6 +170,7 @@ export class KubeClient {
       headers['Content-Length'] = payload.length;
     }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    const maxBytes = options.maxBytes ?? defaultMaxBytes;
     const requester = this.url.protocol === 'https:' ? httpsRequest : http.request;
     return new Promise((resolve, reject) => {
       const req = requester(
@@ -160,13 +186,15 @@ export class KubeClient {
         },
         (res) => {
           const status = res.statusCode ?? 0;
+          const failed = (err: NodeJS.ErrnoException) => reject(err instanceof KubeApiError ? err : new KubeApiError(`${method} ${path}: ${err.message}`, 0, err.code ?? 'NetworkError'));
           if (options.onLine && status >= 200 && status < 300) {
+            options.onOpen?.();
             let pending = '';
             res.setEncoding('utf8');
             res.on('data', (chunk: string) => {
               pending += chunk;
-              if (pending.length > maxBodyBytes) {
-                req.destroy(new KubeApiError(`${method} ${path}: a watch event larger than ${maxBodyBytes} bytes`, 0, 'ReplyTooLarge'));
+              if (pending.length > maxBytes) {
+                req.destroy(new KubeApiError(`${method} ${path}: a watch event larger than ${maxBytes} bytes`, 0, 'ReplyTooLarge'));
                 return;
               }
               let newline = pending.indexOf('\n');
@@ -185,21 +213,21 @@ export class KubeClient {
               }
             });
             res.on('end', () => resolve({ status, headers: res.headers, body: '' }));
-            res.on('error', reject);
+            res.on('error', failed);
             return;
           }
           const chunks: Buffer[] = [];
           let size = 0;
           res.on('data', (chunk: Buffer) => {
             size += chunk.length;
-            if (size > maxBodyBytes) {
-              req.destroy(new KubeApiError(`${method} ${path}: reply larger than ${maxBodyBytes} bytes`, 0, 'ReplyTooLarge'));
+            if (size > maxBytes) {
+              req.destroy(new KubeApiError(`${method} ${path}: reply larger than ${maxBytes} bytes`, 0, 'ReplyTooLarge'));
               return;
             }
             chunks.push(chunk);
           });
           res.on('end', () => resolve({ status, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
+          res.on('error', failed);
         },
       );
       req.setTimeout(timeoutMs, () => req.destroy(new KubeApiError(`${method} ${path}: no answer within ${timeoutMs}ms`, 0, 'Timeout')));

@@ -1,11 +1,13 @@
 import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
-import { CoreV1Api, PatchStrategy, setHeaderOptions, Watch, type V1Node } from '@kubernetes/client-node';
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeClient } from '../../common/kube/kubeClient.js';
+import { kubeconfigCredentials } from '../../common/kube/kubeconfigFile.js';
 import { controllerConfigSchema } from '../../controller/config/controllerConfig.js';
 import { ControllerLoop } from '../../controller/controllerLoop.js';
-import { Informer } from '../../controller/informer.js';
+import { Informer, kubeWatchSource } from '../../controller/informer.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { DryRunProvider } from '../../controller/providers/dryRunProvider.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
@@ -23,7 +25,10 @@ import { eventually } from '../support/cliProcess.js';
 let compacted: ControlPlane;
 const shared = testCluster().adminKubeConfig();
 let kubeConfig = shared;
+let kubeconfigPath = testCluster().kubeconfig;
 let core = shared.makeApiClient(CoreV1Api);
+/** A client as the controller makes one, on the control plane in use. */
+const controllerClient = () => new KubeClient(kubeconfigCredentials(kubeconfigPath));
 const label = 'nodepulse.io/cache-test';
 const group = `c${randomBytes(3).toString('hex')}`;
 const selector = `${label}=${group}`;
@@ -72,7 +77,7 @@ async function createFleet(api: CoreV1Api): Promise<void> {
 
 function recordingInformer(options: { pageSize: number; firstWatchFrom?: string }) {
   const pages: Array<{ limit: number; continue?: string; items: number }> = [];
-  const watch = new Watch(kubeConfig);
+  const watch = kubeWatchSource(controllerClient());
   let watches = 0;
   const informer = new Informer<V1Node, V1Node>({
     name: 'nodes',
@@ -103,6 +108,7 @@ describe('the controller cache on the real API server', () => {
   beforeAll(async () => {
     compacted = await startControlPlane({ profile: 'apiserver', extraApiserverArgs: ['--etcd-compaction-interval=1s', '--watch-cache=false'] });
     kubeConfig = compacted.adminKubeConfig();
+    kubeconfigPath = compacted.kubeconfig;
     core = kubeConfig.makeApiClient(CoreV1Api);
     await createFleet(core);
   }, 120_000);
@@ -110,6 +116,7 @@ describe('the controller cache on the real API server', () => {
   afterAll(async () => {
     await compacted?.stop();
     kubeConfig = shared;
+    kubeconfigPath = testCluster().kubeconfig;
     core = shared.makeApiClient(CoreV1Api);
   });
 
@@ -159,7 +166,7 @@ describe('the controller loop on the real API server', () => {
       passIntervalSeconds: 3600,
       quarantine: { enabled: true, conditions: ['KonnectivityProblem'] },
     });
-    loop = new ControllerLoop(kubeConfig, {
+    loop = new ControllerLoop(controllerClient(), {
       config,
       provider: new DryRunProvider(),
       metrics: new ControllerMetrics(false),

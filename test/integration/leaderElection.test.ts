@@ -5,6 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, KubeConfig, Watch, type V1Lease } from '@kubernetes/client-node';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '../../common/contract.js';
+import { KubeClient } from '../../common/kube/kubeClient.js';
+import { kubeconfigCredentials } from '../../common/kube/kubeconfigFile.js';
+import type { KubeCredentials } from '../../common/kube/kubeCredentials.js';
 import { kubeLeaseStore } from '../../controller/kubeLeaseStore.js';
 import { LeaderElector, runLeaderElection, type ElectionTiming, type LeaseStore } from '../../controller/leaderElection.js';
 import { testCluster } from '../cluster/testCluster.js';
@@ -87,14 +90,17 @@ async function answerHoldingRelay(target: URL, caPem: string) {
 describe('leader election against the real API server, as the controller ServiceAccount', () => {
   const cluster = testCluster();
   let config: KubeConfig;
-  let api: CoordinationV1Api;
+  let credentials: KubeCredentials;
+  let api: KubeClient;
   let admin: CoordinationV1Api;
 
   beforeAll(async () => {
     await cluster.kubectl(['apply', '-f', manifest('namespace.yaml'), '-f', manifest('controller-rbac.yaml')]);
+    const saKubeconfig = await cluster.serviceAccountKubeconfig(namespace, 'nodepulse-controller');
     config = new KubeConfig();
-    config.loadFromFile(await cluster.serviceAccountKubeconfig(namespace, 'nodepulse-controller'));
-    api = config.makeApiClient(CoordinationV1Api);
+    config.loadFromFile(saKubeconfig);
+    credentials = kubeconfigCredentials(saKubeconfig);
+    api = new KubeClient(credentials);
     admin = cluster.adminKubeConfig().makeApiClient(CoordinationV1Api);
   });
 
@@ -107,16 +113,9 @@ describe('leader election against the real API server, as the controller Service
   });
 
   /** The SA's client, talking through `server` instead of straight to the API server. */
-  function apiThrough(server: string): CoordinationV1Api {
-    const through = new KubeConfig();
-    through.loadFromOptions({
-      // Plain HTTP to the loopback relay; client-node allows that only with skipTLSVerify.
-      clusters: config.clusters.map((c) => ({ ...c, server, skipTLSVerify: true })),
-      users: config.users,
-      contexts: config.contexts,
-      currentContext: config.currentContext,
-    });
-    return through.makeApiClient(CoordinationV1Api);
+  function apiThrough(server: string): KubeClient {
+    // Plain HTTP to the loopback relay.
+    return new KubeClient({ ...credentials, server });
   }
 
   const caPem = () => Buffer.from(config.getCurrentCluster()?.caData ?? '', 'base64').toString('utf8');

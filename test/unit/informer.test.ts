@@ -1,5 +1,8 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Informer, type ListPage } from '../../controller/informer.js';
+import { KubeApiError, KubeClient } from '../../common/kube/kubeClient.js';
+import { Informer, kubeLister, kubeWatchSource, type ListPage } from '../../controller/informer.js';
 
 /**
  * The controller's list+watch cache, driven by a scripted watch and list: the API server's
@@ -117,8 +120,9 @@ function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number 
   };
 }
 
-const refused = Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
-const serverError = Object.assign(new Error('Internal Server Error'), { statusCode: 500 });
+// As the KubeClient reports them: no answer (status 0, the socket error's code), or an answer.
+const refused = new KubeApiError('GET /api/v1/objs: connect ECONNREFUSED 127.0.0.1:6443', 0, 'ECONNREFUSED');
+const serverError = new KubeApiError('GET /api/v1/objs: 500 Internal Server Error', 500, 'InternalError');
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('informer: a Node cache that survives the API server', () => {
@@ -193,7 +197,7 @@ describe('informer: a Node cache that survives the API server', () => {
   it('relists when the watch itself is refused with 410', async () => {
     const t = setup();
     await t.informer.start();
-    t.watch.refuse.push(Object.assign(new Error('Gone'), { statusCode: 410 }));
+    t.watch.refuse.push(new KubeApiError('GET /api/v1/objs: 410 too old resource version', 410, 'Expired'));
     (await t.watch.nth(0)).end();
     await t.watch.nth(1);
     expect(t.lists).toHaveLength(2);
@@ -265,5 +269,72 @@ describe('informer: a Node cache that survives the API server', () => {
     await t.informer.stop();
     expect(first.aborted).toBe(true);
     expect(t.watch.calls).toHaveLength(1);
+  });
+});
+
+/** A plain-HTTP API server on loopback that answers with `handle`, and the requests it saw. */
+async function localApiServer(handle: (req: IncomingMessage, res: ServerResponse) => void) {
+  const urls: string[] = [];
+  const server = createServer((req, res) => {
+    urls.push(req.url ?? '');
+    handle(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const client = new KubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, insecureSkipTLSVerify: false, source: 'test' });
+  return {
+    client,
+    urls,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('informer: watches and lists through the Kubernetes client', () => {
+  it('asks for a watch (watch=true with the informer\'s parameters), is open once the server answers, and hands events over until the server ends it', async () => {
+    const api = await localApiServer((_req, res) => {
+      res.writeHead(200);
+      res.end(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'a', resourceVersion: '11' } } })}\n${JSON.stringify({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '12' } } })}\n`);
+    });
+    const seen: string[] = [];
+    let opened: Promise<AbortController> | undefined;
+    const ended = new Promise<unknown>((resolve) => {
+      opened = kubeWatchSource(api.client).watch('/api/v1/nodes', { resourceVersion: '10', allowWatchBookmarks: 'true', timeoutSeconds: '450' }, (type) => seen.push(type), resolve);
+    });
+    expect(await ended).toBeNull();
+    await expect(opened).resolves.toBeInstanceOf(AbortController);
+    expect(seen).toEqual(['ADDED', 'BOOKMARK']);
+    const query = new URL(api.urls[0] ?? '', 'http://x').searchParams;
+    expect(Object.fromEntries(query)).toEqual({ resourceVersion: '10', allowWatchBookmarks: 'true', timeoutSeconds: '450', watch: 'true' });
+    await api.close();
+  });
+
+  it('a 410 Gone sent as an ERROR event ends the watch with status 410, which makes the informer relist', async () => {
+    const api = await localApiServer((_req, res) => {
+      res.writeHead(200);
+      res.write(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+    });
+    const err = await new Promise<unknown>((resolve) => void kubeWatchSource(api.client).watch('/api/v1/nodes', { resourceVersion: '1' }, () => {}, resolve));
+    expect(err).toMatchObject({ status: 410, reason: 'Expired' });
+    await api.close();
+  });
+
+  it('an Events watch (no bookmarks) is trusted until its own server-side timeout, not cut after 90 s; a Node watch keeps its short idle timeout', async () => {
+    const idle: number[] = [];
+    const recording = { watch: (_path: string, _onEvent: unknown, options: { idleTimeoutMs: number }) => (idle.push(options.idleTimeoutMs), Promise.resolve()) } as unknown as KubeClient;
+    const events = await new Promise((resolve) => void kubeWatchSource(recording).watch('/api/v1/namespaces/default/events', { timeoutSeconds: '450' }, () => {}, resolve));
+    const nodes = await new Promise((resolve) => void kubeWatchSource(recording, { idleTimeoutMs: 90_000 }).watch('/api/v1/nodes', { timeoutSeconds: '450' }, () => {}, resolve));
+    expect([events, nodes]).toEqual([null, null]);
+    expect(idle).toEqual([480_000, 90_000]);
+  });
+
+  it('lists one page per call with limit and continue, and the selector', async () => {
+    const api = await localApiServer((_req, res) => res.end(JSON.stringify({ items: [], metadata: { resourceVersion: '5' } })));
+    const list = kubeLister(api.client, '/api/v1/nodes', { labelSelector: 'a=b', fieldSelector: undefined });
+    await list({ limit: 500 });
+    await list({ limit: 500, continue: 'tok' });
+    expect(api.urls).toEqual(['/api/v1/nodes?labelSelector=a%3Db&limit=500', '/api/v1/nodes?labelSelector=a%3Db&limit=500&continue=tok']);
+    await api.close();
   });
 });
