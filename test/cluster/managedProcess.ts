@@ -62,6 +62,11 @@ export class ManagedProcess {
     return [this.startError, tail].filter(Boolean).join('\n');
   }
 
+  /** Sends it a signal while it runs (SIGSTOP / SIGCONT freeze and thaw it for its clients' tests). */
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.child.kill(signal);
+  }
+
   killNow(): void {
     if (this.running) this.child.kill('SIGKILL');
   }
