@@ -1,10 +1,11 @@
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync, writeSync, existsSync, statfsSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { CoreV1Event, V1DaemonSet, V1Node, V1NodeCondition, V1Pod } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { conditionTypeByProbe, ownedConditionTypes, stepEventReason } from '../../common/contract.js';
+import { conditionTypeByProbe, ownedConditionTypes, probeReasons, restartConditionTypes, stepEventReason } from '../../common/contract.js';
 import { repoRoot } from '../cluster/binaries.js';
 import { KWOK_NODE_ANNOTATION } from '../cluster/kwokNodes.js';
 import { APISERVER_CONFIGMAP, NODE_IMAGE, type NodeCluster, startNodeCluster } from '../cluster/nodeCluster.js';
@@ -149,6 +150,36 @@ describe('the agent DaemonSet on the real node, as shipped in the generic overla
     expect(reasonOf(conditionTypeByProbe.konnectivity)).toBe('KonnectivityPathHealthy');
     expect(conditions.find((c) => c.type === conditionTypeByProbe.konnectivity)?.message).toContain('direct mode');
     expect(reasonOf(conditionTypeByProbe.diskSpace)).toBe('DiskSpaceNormal');
+    // The node's real containerd, through the mounted /run/containerd, from uid 1000 with group 0.
+    expect(reasonOf(conditionTypeByProbe.runtime)).toBe(probeReasons.runtime.healthy);
+    // NPD's kernel monitor conditions and the restart counts, on the node's real kernel log and /proc.
+    for (const type of ['KernelDeadlock', 'ReadonlyFilesystem', ...Object.values(restartConditionTypes)]) {
+      expect(conditions.find((c) => c.type === type)?.status, type).toBe('False');
+    }
+  });
+
+  it('runs the agent as uid 1000 with no capability once it has opened /dev/kmsg in its privileged container', async () => {
+    // PID 1 of the container is the agent (the DaemonSet's command is node itself).
+    const status = await inAgentContainer("process.stdout.write(require('node:fs').readFileSync('/proc/1/status', 'utf8'))");
+    expect(status).toMatch(/^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
+    expect(status).toMatch(/^Groups:\s+0\s*$/m);
+    expect(status).toMatch(/^CapEff:\s+0000000000000000$/m);
+  });
+
+  it("an OOM kill in the node's real kernel log becomes an OOMKilling Event on the node (NPD's rule, read as it ships)", async () => {
+    const victim = `np${randomUUID().slice(0, 8)}`;
+    writeFileSync('/dev/kmsg', `<3>Out of memory: Killed process 4242 (${victim}) total-vm:9000kB, anon-rss:800kB, file-rss:0kB, shmem-rss:0kB\n`);
+    const event = await eventually(
+      `an OOMKilling Event naming ${victim} on ${node().name}`,
+      async () =>
+        (await json<{ items: CoreV1Event[] }>(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.name=${node().name},reason=OOMKilling`])).items.find((e) =>
+          e.message?.includes(victim),
+        ),
+      60_000,
+      [],
+      500,
+    );
+    expect(event).toMatchObject({ type: 'Warning', source: { component: expect.stringContaining('nodepulse') } });
   });
 
   it("holds the pod's own projected ServiceAccount token to its node: patching another node's status is refused", async () => {
