@@ -1,7 +1,5 @@
-import { Writable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Node } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient } from '../../common/kube/kubeClient.js';
 import { kubeconfigCredentials } from '../../common/kube/kubeconfigFile.js';
@@ -13,6 +11,7 @@ import { DryRunProvider } from '../../controller/providers/dryRunProvider.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
 import { testCluster } from '../cluster/testCluster.js';
 import { eventually } from '../support/cliProcess.js';
+import { logLines } from '../support/logLines.js';
 
 /**
  * The controller's Node cache and work queue against the real kube-apiserver: lists come in
@@ -150,17 +149,11 @@ describe('the controller cache on the real API server', () => {
 
 describe('the controller loop on the real API server', () => {
   let loop: ControllerLoop;
-  const lines: Array<Record<string, unknown>> = [];
+  const { log, lines } = logLines();
   const leadership = new AbortController();
 
   beforeAll(async () => {
     await createFleet(core);
-    const sink = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-        done();
-      },
-    });
     const config = controllerConfigSchema.parse({
       nodeSelector: selector,
       passIntervalSeconds: 3600,
@@ -170,7 +163,7 @@ describe('the controller loop on the real API server', () => {
       config,
       provider: new DryRunProvider(),
       metrics: new ControllerMetrics(false),
-      log: pino({ level: 'debug' }, sink),
+      log,
       isLeader: () => !leadership.signal.aborted,
       leaseAnnotations: () => ({}),
     });

@@ -1,6 +1,4 @@
-import { Writable } from 'node:stream';
 import type { V1Node } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keys } from '../../common/contract.js';
 import { KubeApiError, type KubeClient, type RequestOptions } from '../../common/kube/kubeClient.js';
@@ -8,6 +6,7 @@ import { controllerConfigSchema } from '../../controller/config/controllerConfig
 import { ControllerLoop } from '../../controller/controllerLoop.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { DryRunProvider } from '../../controller/providers/dryRunProvider.js';
+import { logLines } from '../support/logLines.js';
 
 /**
  * The controller loop against an in-memory API server behind the KubeClient's interface: what
@@ -107,13 +106,7 @@ function setup() {
   let clock = t0;
   const api = new MemoryApiServer();
   for (let i = 0; i < 10; i += 1) api.add(readyNode(`node-${i}`));
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { log, lines } = logLines();
   const config = controllerConfigSchema.parse({
     passIntervalSeconds: 3600,
     detection: { notReadySeconds: 60, remediateAfterSeconds: 0 },
@@ -124,7 +117,7 @@ function setup() {
     config,
     provider: new DryRunProvider(),
     metrics: new ControllerMetrics(false),
-    log: pino({ level: 'debug' }, sink),
+    log,
     isLeader: () => !leadership.signal.aborted,
     leaseAnnotations: () => ({}),
     now: () => clock,
