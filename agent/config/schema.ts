@@ -1,8 +1,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { keys, konnectivityDeployment, ownedConditionTypes, type ProbeName } from '../../common/contract.js';
+import { keys, konnectivityDeployment, ownedConditionTypes, restartConditionTypes, type ProbeName } from '../../common/contract.js';
 import { builtinRuleSets, type BuiltinRuleSet } from '../monitors/builtinRules.js';
 import type { LogRuleSet } from '../monitors/logRules.js';
+import { readPluginFile } from '../monitors/pluginFile.js';
 import { RuleFileError, readRuleFile, ruleSetFrom } from '../monitors/ruleFile.js';
 
 /**
@@ -239,12 +240,8 @@ const kernelMonitor = z
 function resolveRuleSets(kernel: { builtin: BuiltinRuleSet[]; ruleFiles: string[] }, ctx: z.RefinementCtx): LogRuleSet[] {
   const sets: LogRuleSet[] = [];
   const load = (path: (string | number)[], origin: string, read: () => LogRuleSet) => {
-    try {
-      sets.push(read());
-    } catch (err) {
-      if (!(err instanceof RuleFileError)) throw err;
-      for (const issue of err.issues) ctx.addIssue({ code: 'custom', path, message: `${origin}: ${issue}` });
-    }
+    const set = fromFile(ctx, path, origin, read);
+    if (set) sets.push(set);
   };
   for (const name of new Set(kernel.builtin)) load(['builtin'], `built-in ${name}`, () => ruleSetFrom(builtinRuleSets[name], `built-in ${name}`));
   kernel.ruleFiles.forEach((file, i) => load(['ruleFiles', i], file, () => readRuleFile(file)));
@@ -261,6 +258,17 @@ function resolveRuleSets(kernel: { builtin: BuiltinRuleSet[]; ruleFiles: string[
   return sets;
 }
 
+/** A rule or plugin file read into its set, or each of its problems a config issue naming the file. */
+function fromFile<T>(ctx: z.RefinementCtx, path: (string | number)[], origin: string, read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof RuleFileError)) throw err;
+    for (const issue of err.issues) ctx.addIssue({ code: 'custom', path, message: `${origin}: ${issue}` });
+    return undefined;
+  }
+}
+
 /**
  * NPD's FrequentKubeletRestart / FrequentContainerdRestart, from process start times in /proc
  * (NPD counts journal lines: 5 starts in 20 min). A process name is /proc/<pid>/comm; empty
@@ -275,10 +283,50 @@ const restarts = z.strictObject({
   containerdProcess: z.string().max(15, 'must be at most 15 characters: the kernel keeps no more of a process name').default('containerd'),
 });
 
-const monitors = z.strictObject({
-  kernel: withDefaults(kernelMonitor),
-  restarts: withDefaults(restarts),
-});
+/**
+ * NPD custom plugin monitors: its custom-plugin-monitor files (JSON) run as they are. Off by
+ * default: every rule runs an operator's program as the agent, each interval.
+ */
+const customPlugins = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** NPD custom-plugin-monitor files, e.g. /config/custom-plugin-monitor.json. */
+    files: z.array(absolutePath).default([]),
+    /**
+     * Relative plugin paths resolve here and plugins run here. NPD's image sets no WORKDIR, so
+     * its `./config/plugin/check_ntp.sh` is /config/plugin/check_ntp.sh.
+     */
+    workingDir: absolutePath.default('/'),
+  })
+  .transform((plugins, ctx) => ({
+    ...plugins,
+    sets: plugins.enabled ? plugins.files.flatMap((file, i) => fromFile(ctx, ['files', i], file, () => readPluginFile(file, plugins.workingDir)) ?? []) : [],
+  }));
+
+const monitors = z
+  .strictObject({
+    kernel: withDefaults(kernelMonitor),
+    restarts: withDefaults(restarts),
+    customPlugins: withDefaults(customPlugins),
+  })
+  .superRefine(pluginConditionsOwned);
+
+/** A plugin file's condition has one owner: not a probe, a rule set, the restart monitor or another file. */
+function pluginConditionsOwned(m: { kernel: { ruleSets: LogRuleSet[] }; restarts: { enabled: boolean }; customPlugins: z.output<typeof customPlugins> }, ctx: z.RefinementCtx): void {
+  const owner = new Map<string, string>(ownedConditionTypes.map((type) => [type, 'a probe']));
+  for (const set of m.kernel.ruleSets) for (const condition of set.conditions) owner.set(condition.type, set.origin);
+  if (m.restarts.enabled) for (const type of Object.values(restartConditionTypes)) owner.set(type, 'the restart monitor');
+  for (const set of m.customPlugins.sets) {
+    for (const condition of set.conditions) {
+      const other = owner.get(condition.type);
+      if (other) {
+        const path = ['customPlugins', 'files', m.customPlugins.files.indexOf(set.origin)];
+        ctx.addIssue({ code: 'custom', path, message: `${set.origin}: condition ${condition.type} is already set by ${other}; a condition has one owner (rename it in one of them, or drop one)` });
+      }
+      owner.set(condition.type, set.origin);
+    }
+  }
+}
 
 export const agentConfigSchema = z
   .strictObject({

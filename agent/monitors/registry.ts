@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentConfig } from '../config/schema.js';
 import { restartConditionTypes } from '../../common/contract.js';
+import { CustomPluginMonitor, pluginMonitorName } from './customPluginMonitor.js';
 import { KernelLogMonitor } from './kernelMonitor.js';
 import type { Monitor } from './monitor.js';
 import { RestartMonitor, type RestartWatch } from './restartMonitor.js';
@@ -39,5 +40,7 @@ export function buildMonitors(config: AgentConfig, log: Logger): Monitor[] {
       ),
     );
   }
+  // One monitor per file (sets is empty while customPlugins is off), as NPD runs one per file.
+  for (const set of config.monitors.customPlugins.sets) monitors.push(new CustomPluginMonitor(set, log.child({ monitor: pluginMonitorName(set.source) })));
   return monitors;
 }

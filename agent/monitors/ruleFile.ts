@@ -26,7 +26,8 @@ export function parseGoDuration(text: string): number | undefined {
   return text.length > 0 ? total : undefined;
 }
 
-const camel = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, 'must be CamelCase, e.g. KernelDeadlock');
+/** Condition types and reasons in NPD's files (and ours) are CamelCase. */
+export const camel = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, 'must be CamelCase, e.g. KernelDeadlock');
 const goDuration = z.string().refine((t) => parseGoDuration(t) !== undefined, 'must be a Go duration, e.g. 5m, 90s or 1h30m');
 
 const npdFileSchema = z
@@ -84,13 +85,18 @@ export class RuleFileError extends Error {
   }
 }
 
-/** Validates one file's content (already parsed JSON) and translates its patterns. */
-export function ruleSetFrom(content: unknown, origin: string): LogRuleSet {
-  const parsed = npdFileSchema.safeParse(content);
+/** An NPD file's content through its schema; each problem is one issue naming the key. */
+export function parseNpdFile<T extends z.ZodType>(schema: T, content: unknown): z.output<T> {
+  const parsed = schema.safeParse(content);
   if (!parsed.success) {
     throw new RuleFileError(parsed.error.issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`));
   }
-  const file = parsed.data;
+  return parsed.data;
+}
+
+/** Validates one file's content (already parsed JSON) and translates its patterns. */
+export function ruleSetFrom(content: unknown, origin: string): LogRuleSet {
+  const file = parseNpdFile(npdFileSchema, content);
   return {
     origin,
     source: file.source,
@@ -111,18 +117,21 @@ export function ruleSetFrom(content: unknown, origin: string): LogRuleSet {
 
 /** Reads and validates an NPD rule file from disk. */
 export function readRuleFile(path: string): LogRuleSet {
+  return ruleSetFrom(readJsonFile(path), path);
+}
+
+/** An NPD config file's JSON, or a RuleFileError saying why not. */
+export function readJsonFile(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new RuleFileError([`cannot read it: ${(err as Error).message}`]);
   }
-  let content: unknown;
   try {
-    content = JSON.parse(text);
+    return JSON.parse(text) as unknown;
   } catch (err) {
     throw new RuleFileError([`not valid JSON: ${(err as Error).message}`]);
   }
-  return ruleSetFrom(content, path);
 }
 

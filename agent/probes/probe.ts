@@ -18,6 +18,11 @@ export interface Verdict {
   reason: string;
   /** One line for a person, with the measured figures that led to the verdict. */
   message: string;
+  /**
+   * The check ran and could not tell (an NPD plugin's exit status 2, or its timeout): the
+   * condition turns Unknown with this reason, as NPD sets it, never True.
+   */
+  unknown?: boolean;
 }
 
 export interface ProbeResult extends Verdict {
@@ -61,7 +66,7 @@ export interface Probe {
  * as NPD reports a broken monitor, never as the node's problem.
  */
 export function isAgentFault(verdict: Verdict): boolean {
-  return verdict.reason === engineReasons.probeError || verdict.reason === engineReasons.probeReadError;
+  return verdict.unknown === true || verdict.reason === engineReasons.probeError || verdict.reason === engineReasons.probeReadError;
 }
 
 /** Builds a result with the timing filled in; probes call this once per sample. */
