@@ -122,6 +122,22 @@ describe('nodepulse-agent --once', () => {
     writeFileSync(path, text);
     return ['--config', path];
   };
+  /** An NPD custom-plugin-monitor file, switched on: [the CLI's args, the file's path]. */
+  const pluginFile = (content: object): [string[], string] => {
+    const path = join(dir, `plugin-monitor-${Math.random()}.json`);
+    writeFileSync(path, JSON.stringify({ plugin: 'custom', source: 'test-plugin-monitor', ...content }));
+    return [yaml(`monitors:\n  customPlugins: { enabled: true, files: ["${path}"] }\n`), path];
+  };
+  const temporaryRule = { type: 'temporary', reason: 'TestProblem', path: '/bin/true' };
+  const pluginRows = ([
+    ['an NPD plugin file of another plugin', { plugin: 'filelog', rules: [] }, 'plugin: must be "custom" (a custom-plugin-monitor file)'],
+    ['an NPD plugin file whose plugin is missing', { rules: [{ ...temporaryRule, path: '/nonexistent/check.sh' }] }, 'rules.0.path: "/nonexistent/check.sh" does not exist; install the plugin there or correct the path'],
+    ['an NPD plugin file with a negative timeout', { pluginConfig: { timeout: '-5s' }, rules: [temporaryRule] }, 'pluginConfig.timeout: "-5s" must be above zero'],
+    ['an NPD plugin file with a duration Go cannot parse', { pluginConfig: { invoke_interval: '30 seconds' }, rules: [temporaryRule] }, 'pluginConfig.invoke_interval: "30 seconds" is not a Go duration'],
+  ] as Array<[string, object, string]>).map(([what, content, message]): [string, string[], Record<string, string>, string] => {
+    const [args, path] = pluginFile(content);
+    return [what, args, {}, `monitors.customPlugins.files.0: ${path}: ${message}`];
+  });
   it.each([
     ['an interval that would spin a core', yaml('probes:\n  cpu: { intervalSeconds: 0.0001 }\n'), {}, 'probes.cpu.intervalSeconds: must be at least 1 (second)'],
     [
@@ -149,6 +165,7 @@ describe('nodepulse-agent --once', () => {
     ['a relative procRoot', yaml('procRoot: host/proc\n'), {}, 'procRoot: must be an absolute path'],
     ['a mistyped environment value', [], { NODEPULSE__server__port: 'eighty' }, 'server.port: Invalid input: expected number, received string (set by NODEPULSE__server__port)'],
     ['a misspelt environment key', [], { NODEPULSE__probes__dns__enabeld: 'false' }, 'probes.dns: Unrecognized key: "enabeld"; remove it or check its spelling (keys: enabeld) (set by NODEPULSE__probes__dns__enabeld)'],
+    ...pluginRows,
   ] as Array<[string, string[], Record<string, string>, string]>)('refuses %s: exit 2, the field named, no stack trace', async (_what, args, env, message) => {
     const res = await agent(['--once', ...args], env);
     expect(res.code).toBe(2);
