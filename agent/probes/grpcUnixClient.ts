@@ -1,4 +1,4 @@
-import { type ClientHttp2Session, type IncomingHttpHeaders, connect, constants } from 'node:http2';
+import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { connect as connectUnix } from 'node:net';
 
 /**
@@ -107,10 +107,11 @@ export class GrpcUnixClient {
   constructor(readonly socketPath: string) {}
 
   /** Sends one request message to `method` (`/package.Service/Method`) and resolves with the reply message. */
-  unary(method: string, request: Buffer, options: UnaryOptions): Promise<Buffer> {
+  async unary(method: string, request: Buffer, options: UnaryOptions): Promise<Buffer> {
     const { timeoutMs, signal, maxReplyBytes } = options;
-    if (signal.aborted) return Promise.reject(signal.reason);
-    const session = this.currentSession();
+    const http2 = await loadHttp2();
+    signal.throwIfAborted();
+    const session = this.currentSession(http2);
     return new Promise((resolve, reject) => {
       const stream = session.request({
         ':method': 'POST',
@@ -131,7 +132,7 @@ export class GrpcUnixClient {
         signal.removeEventListener('abort', onAbort);
         session.off('close', onSessionClose);
         if (error === undefined) return resolve(reply as Buffer);
-        if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(error);
       };
       const deadline = setTimeout(() => {
@@ -170,9 +171,9 @@ export class GrpcUnixClient {
     if (this.session) this.drop(this.session);
   }
 
-  private currentSession(): ClientHttp2Session {
+  private currentSession(http2: Http2Module): ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
-    const session = connect('http://localhost', { createConnection: () => connectUnix(this.socketPath) });
+    const session = http2.connect('http://localhost', { createConnection: () => connectUnix(this.socketPath) });
     // Kept for the calls waiting on it; a session's 'error' is always followed by its 'close'.
     session.on('error', (err) => sessionErrors.set(session, err));
     session.on('close', () => {
@@ -191,6 +192,15 @@ export class GrpcUnixClient {
 }
 
 const sessionErrors = new WeakMap<ClientHttp2Session, Error>();
+
+type Http2Module = typeof import('node:http2');
+let http2Module: Promise<Http2Module> | undefined;
+
+/** node:http2 is loaded by the first call: an agent with the runtime probe off never pays its ~1 MiB. */
+function loadHttp2(): Promise<Http2Module> {
+  http2Module ??= import('node:http2');
+  return http2Module;
+}
 
 function isCancelledBy(err: Error): err is Error & { cause: Error } {
   return (err as { code?: unknown }).code === 'ERR_HTTP2_STREAM_CANCEL' && err.cause instanceof Error;
