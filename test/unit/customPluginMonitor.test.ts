@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConditionEngine, type ProblemEvent } from '../../agent/conditions/conditionEngine.js';
-import { CustomPluginMonitor, cutBytes, outputReadBytes, runPlugin } from '../../agent/monitors/customPluginMonitor.js';
+import { CustomPluginMonitor, cutBytes, drainBytes, outputReadBytes, runPlugin } from '../../agent/monitors/customPluginMonitor.js';
 import type { PluginRule, PluginSet } from '../../agent/monitors/pluginFile.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 
@@ -113,22 +113,36 @@ describe("NPD's plugin protocol", () => {
     const run = await runPlugin(hung, runOptions);
     const grandchild = Number(readFileSync(pidFile, 'utf8'));
     expect(run).toMatchObject({ status: 'unknown', timedOut: true, signal: 'SIGKILL' });
-    expect(run.message).toBe('timed out after 0.3s, its process group killed; output: "waiting"');
+    expect(run.message).toBe('timed out after 0.3s, process group killed; output: "waiting"');
     await expectEnded(grandchild);
   });
 
-  it('reads at most 4 KiB of a plugin that prints 200 MB and drains the rest unbuffered, so the agent stays bounded', async () => {
-    const flood = rule(script('yes nodepulse | head -c 200000000\nexit 1'), { timeoutMs: 60_000 });
+  it('keeps 4 KiB of the output and drains up to 1 MiB unbuffered, so a plugin with 512 KiB of diagnostics still counts by its exit status', async () => {
+    const chatty = rule(script('yes nodepulse | head -c 524288\nexit 1'));
+    const run = await runPlugin(chatty, runOptions);
+    expect(run).toMatchObject({ status: 'problem', exitCode: 1, timedOut: false, stdoutBytes: 524_288, keptBytes: outputReadBytes });
+    expect(run.message).toBe('nodepulse\n'.repeat(8));
+  });
+
+  it('a plugin that exits with output left unread past 1 MiB still counts by its exit status', async () => {
+    const run = await runPlugin(rule(script(`yes nodepulse | head -c ${drainBytes + 100_000}\nexit 1`)), runOptions);
+    expect(run).toMatchObject({ status: 'problem', exitCode: 1, timedOut: false });
+  });
+
+  it('stops reading a plugin that prints 200 MB at 1 MiB, so the agent stays bounded; its timeout then ends it', async () => {
+    const flood = rule(script('yes nodepulse | head -c 200000000\nexit 1'), { timeoutMs: 500 });
     const before = process.memoryUsage().rss;
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
-    const run = await runPlugin(flood, runOptions);
+    const run = await runPlugin(flood, { ...runOptions, maxOutputLength: 200 });
     clearInterval(sampler);
-    // Drained to the end: the plugin finished and its own exit status counts, as in NPD.
-    expect(run).toMatchObject({ status: 'problem', exitCode: 1, stdoutBytes: 200_000_000, keptBytes: outputReadBytes });
-    expect(run.message).toBe('nodepulse\n'.repeat(8));
-    // Keeping the output would add its 190 MiB; the read chunks in flight until V8 collects them stay under half of that.
-    expect(peak - before).toBeLessThan(96 * 1024 * 1024);
+    expect(run).toMatchObject({ status: 'unknown', timedOut: true, keptBytes: outputReadBytes });
+    expect(run.stdoutBytes).toBeGreaterThanOrEqual(drainBytes);
+    // One pipe read past the limit at most (64 KiB).
+    expect(run.stdoutBytes).toBeLessThanOrEqual(drainBytes + 65_536);
+    expect(run.message).toMatch(/^timed out after 0.5s, process group killed, output past 1 MiB unread; output: "nodepulse/);
+    // Draining it all grew the agent by 34 MiB; keeping it would take 190 MiB.
+    expect(peak - before).toBeLessThan(16 * 1024 * 1024);
   });
 
   it('runs the file itself with its args as they are (no shell), in the working directory, stdin empty', async () => {
