@@ -37,8 +37,8 @@ export class InClusterBench {
     }
   }
 
-  /** An agent on its own Node object `bench-node-<index>`, every probe on, publishing as its ServiceAccount. */
-  async startAgent(options: { index: number; dir: string; nodeFlags?: string[]; env?: NodeJS.ProcessEnv }): Promise<{
+  /** An agent on its own Node object `bench-node-<index>`, every probe on, publishing as its ServiceAccount; `monitors` as in its config. */
+  async startAgent(options: { index: number; dir: string; nodeFlags?: string[]; env?: NodeJS.ProcessEnv; monitors?: object; runtimeSocket?: string }): Promise<{
     process: BenchProcess;
     nodeName: string;
     baseUrl: string;
@@ -60,6 +60,8 @@ export class InClusterBench {
       query,
       kubeletUrl: this.kubelet.url,
       podName,
+      monitors: options.monitors,
+      runtimeSocket: options.runtimeSocket,
     });
     const process = startAgent({
       name: `incluster${options.index}`,

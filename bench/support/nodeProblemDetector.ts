@@ -5,10 +5,10 @@ import { BenchProcess } from './benchProcess.js';
 import { repoRoot } from './benchOutput.js';
 
 /**
- * node-problem-detector set up the way an operator runs it for the same work as our agent:
- * its system-stats monitor (the shipped cpu, memory and disk metric sets) and a custom plugin
- * monitor running a DNS lookup script, both every `intervalSeconds`, with no Kubernetes
- * exporter and its Prometheus exporter on loopback.
+ * node-problem-detector, two ways: set up for the same work as our standalone agent (its
+ * system-stats monitor with the shipped cpu, memory and disk metric sets and a custom plugin
+ * monitor running a DNS lookup script, both every `intervalSeconds`), and as its DaemonSet
+ * ships it (startNodeProblemDetectorAsShipped). Its Prometheus exporter on loopback in both.
  */
 
 /** Builds NPD if it is not cached (scripts/build-npd.sh) and returns the binary's path. */
@@ -23,12 +23,14 @@ export function nodeProblemDetectorVersion(binary: string): string {
   return execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
 }
 
-// NPD's shipped config/system-stats-monitor.json, cpu/disk/memory sections (host and osFeature
-// left out: our agent does no such work).
+// NPD's shipped config/system-stats-monitor.json (v1.36.0), restated as data: its cpu, disk
+// and memory sections, and with `host` its host/uptime. osFeature is always left out: it reads
+// /proc/modules, which this machine's kernel lacks, and NPD exits at start when it cannot.
 const metrics = (names: string[]) => Object.fromEntries(names.map((name) => [name, { displayName: name }]));
-function systemStatsConfig(intervalSeconds: number) {
+function systemStatsConfig(intervalSeconds: number, host = false) {
   return {
     invokeInterval: `${intervalSeconds}s`,
+    ...(host ? { host: { metricsConfigs: metrics(['host/uptime']) } } : {}),
     cpu: {
       metricsConfigs: metrics([
         'cpu/load_15m', 'cpu/load_1m', 'cpu/load_5m', 'cpu/runnable_task_count', 'cpu/usage_time',
@@ -91,6 +93,16 @@ export interface NpdKubernetesExporter {
   port: number;
 }
 
+function kubernetesFlags(kubernetes: NpdKubernetesExporter | undefined): string[] {
+  if (!kubernetes) return ['--enable-k8s-exporter=false', '--hostname-override=bench-node'];
+  return [
+    `--apiserver-override=${kubernetes.server}?inClusterConfig=false&auth=${kubernetes.kubeconfig}`,
+    `--hostname-override=${kubernetes.nodeName}`,
+    '--address=127.0.0.1',
+    `--port=${kubernetes.port}`,
+  ];
+}
+
 export function startNodeProblemDetector(options: {
   binary: string;
   dir: string;
@@ -111,20 +123,49 @@ export function startNodeProblemDetector(options: {
     'node-problem-detector',
     options.binary,
     [
-      ...(kubernetes
-        ? [
-            `--apiserver-override=${kubernetes.server}?inClusterConfig=false&auth=${kubernetes.kubeconfig}`,
-            `--hostname-override=${kubernetes.nodeName}`,
-            '--address=127.0.0.1',
-            `--port=${kubernetes.port}`,
-          ]
-        : ['--enable-k8s-exporter=false', '--hostname-override=bench-node']),
+      ...kubernetesFlags(kubernetes),
       '--prometheus-address=127.0.0.1',
       `--prometheus-port=${options.prometheusPort}`,
       `--config.system-stats-monitor=${statsPath}`,
       `--config.custom-plugin-monitor=${pluginPath}`,
     ],
     { logPath: join(dir, 'npd.log'), cwd: dir },
+  );
+  return { process, prometheusPort: options.prometheusPort };
+}
+
+/** NPD's shipped system-log-monitor files for /dev/kmsg, unchanged (test/fixtures/npd, same content as v1.36.0's config/). */
+export const npdKernelLogMonitorFiles = ['kernel-monitor.json', 'readonly-monitor.json'].map((name) => join(repoRoot(), 'test', 'fixtures', 'npd', name));
+
+/** The shipped system-stats monitor's interval (config/system-stats-monitor.json). */
+export const NPD_SHIPPED_STATS_INTERVAL_SECONDS = 60;
+
+/**
+ * NPD as its DaemonSet ships it (deployment/node-problem-detector.yaml of v1.36.0, privileged,
+ * /dev/kmsg mounted): the kernel and read-only monitors on the real /dev/kmsg (its `kmsg`
+ * plugin, as root), with the system-stats monitor the issue adds (shipped metric sets and
+ * interval, osFeature left out: see systemStatsConfig) and its Kubernetes exporter writing
+ * conditions and Events for `kubernetes.nodeName`. Left out, because they cannot run here:
+ * docker-monitor.json (the journald plugin: this build has no cgo, and there is no journal or
+ * dockerd) and the health checkers of node-problem-detector-healthchecker.yaml (they ask
+ * systemd, `systemctl show <unit>`, for the kubelet's or containerd's uptime and repair with
+ * `systemctl kill`; no systemd runs here, nor a kubelet on :10248).
+ */
+export function startNodeProblemDetectorAsShipped(options: { binary: string; dir: string; prometheusPort: number; kubernetes: NpdKubernetesExporter }): NpdRun {
+  const statsPath = join(options.dir, 'npd-shipped-system-stats-monitor.json');
+  writeFileSync(statsPath, JSON.stringify(systemStatsConfig(NPD_SHIPPED_STATS_INTERVAL_SECONDS, true), null, 2));
+  const process = BenchProcess.start(
+    'node-problem-detector as shipped',
+    options.binary,
+    [
+      '--logtostderr',
+      ...kubernetesFlags(options.kubernetes),
+      '--prometheus-address=127.0.0.1',
+      `--prometheus-port=${options.prometheusPort}`,
+      `--config.system-log-monitor=${npdKernelLogMonitorFiles.join(',')}`,
+      `--config.system-stats-monitor=${statsPath}`,
+    ],
+    { logPath: join(options.dir, 'npd-shipped.log'), cwd: options.dir },
   );
   return { process, prometheusPort: options.prometheusPort };
 }
