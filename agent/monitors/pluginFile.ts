@@ -2,7 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import type { LogCondition } from './logRules.js';
-import { RuleFileError, camel, parseGoDuration, parseNpdFile, readJsonFile } from './ruleFile.js';
+import { RuleFileError, npdMonitorKeys, npdRuleKeys, parseGoDuration, parseNpdFile, permanentConditionsDeclared, readJsonFile } from './ruleFile.js';
 
 /**
  * Reads NPD custom-plugin-monitor files as they are (`config/custom-plugin-monitor.json`,
@@ -85,14 +85,10 @@ const pluginFileSchema = z
         skip_initial_status: z.boolean().default(false),
       })
       .prefault({}),
-    source: z.string().min(1),
-    metricsReporting: z.boolean().optional(),
-    conditions: z.array(z.strictObject({ type: camel, reason: camel, message: z.string() })).default([]),
+    ...npdMonitorKeys,
     rules: z.array(
       z.strictObject({
-        type: z.enum(['temporary', 'permanent']),
-        condition: camel.optional(),
-        reason: camel,
+        ...npdRuleKeys,
         path: z.string().min(1, 'must name the plugin to run, e.g. ./config/plugin/check_ntp.sh'),
         args: z.array(z.string()).default([]),
         timeout: positiveDuration.optional(),
@@ -101,15 +97,10 @@ const pluginFileSchema = z
     ),
   })
   .superRefine((file, ctx) => {
-    const declared = new Set(file.conditions.map((c) => c.type));
+    permanentConditionsDeclared(file, ctx);
     file.rules.forEach((rule, i) => {
       if (rule.timeout !== undefined && rule.timeout > file.pluginConfig.timeout) {
         ctx.addIssue({ code: 'custom', path: ['rules', i, 'timeout'], message: `${rule.timeout / 1000}s is longer than pluginConfig.timeout (${file.pluginConfig.timeout / 1000}s), which NPD refuses too; lower it or raise pluginConfig.timeout` });
-      }
-      if (rule.type !== 'permanent') return;
-      if (!rule.condition) ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: 'a permanent rule must name the condition it sets' });
-      else if (!declared.has(rule.condition)) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: `"${rule.condition}" is not in conditions[]; declare it there with its healthy reason and message` });
       }
     });
   });

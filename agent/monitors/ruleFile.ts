@@ -26,9 +26,34 @@ export function parseGoDuration(text: string): number | undefined {
   return text.length > 0 ? total : undefined;
 }
 
-/** Condition types and reasons in NPD's files (and ours) are CamelCase. */
-export const camel = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, 'must be CamelCase, e.g. KernelDeadlock');
+const camel = z.string().regex(/^[A-Z][A-Za-z0-9]*$/, 'must be CamelCase, e.g. KernelDeadlock');
 const goDuration = z.string().refine((t) => parseGoDuration(t) !== undefined, 'must be a Go duration, e.g. 5m, 90s or 1h30m');
+
+/** The keys every NPD monitor file has, beside its plugin's own. */
+export const npdMonitorKeys = {
+  source: z.string().min(1),
+  metricsReporting: z.boolean().optional(),
+  conditions: z.array(z.strictObject({ type: camel, reason: camel, message: z.string() })).default([]),
+};
+
+/** What every NPD rule says: a one-off problem (Event) or a condition, and its reason. */
+export const npdRuleKeys = {
+  type: z.enum(['temporary', 'permanent']),
+  condition: camel.optional(),
+  reason: camel,
+};
+
+/** A permanent rule names a condition declared in conditions[], with its healthy default (NPD refuses it otherwise). */
+export function permanentConditionsDeclared(file: { conditions: Array<{ type: string }>; rules: Array<{ type: string; condition?: string | undefined }> }, ctx: z.RefinementCtx): void {
+  const declared = new Set(file.conditions.map((c) => c.type));
+  file.rules.forEach((rule, i) => {
+    if (rule.type !== 'permanent') return;
+    if (!rule.condition) ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: 'a permanent rule must name the condition it sets' });
+    else if (!declared.has(rule.condition)) {
+      ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: `"${rule.condition}" is not in conditions[]; declare it there with its healthy reason and message` });
+    }
+  });
+}
 
 const npdFileSchema = z
   .strictObject({
@@ -41,14 +66,10 @@ const npdFileSchema = z
     lookback: goDuration.default('0'),
     delay: goDuration.optional(),
     bufferSize: z.number().int().min(1).max(100).default(10),
-    source: z.string().min(1),
-    metricsReporting: z.boolean().optional(),
-    conditions: z.array(z.strictObject({ type: camel, reason: camel, message: z.string() })).default([]),
+    ...npdMonitorKeys,
     rules: z.array(
       z.strictObject({
-        type: z.enum(['temporary', 'permanent']),
-        condition: camel.optional(),
-        reason: camel,
+        ...npdRuleKeys,
         pattern: z.string().min(1),
         patternGeneratedMessageSuffix: z.string().optional(),
         /** Ours: a permanent rule's condition clears when no line matched it for this long. */
@@ -57,15 +78,10 @@ const npdFileSchema = z
     ),
   })
   .superRefine((file, ctx) => {
-    const declared = new Set(file.conditions.map((c) => c.type));
+    permanentConditionsDeclared(file, ctx);
     file.rules.forEach((rule, i) => {
-      if (rule.type !== 'permanent') {
-        if (rule.clearAfterSeconds !== undefined) ctx.addIssue({ code: 'custom', path: ['rules', i, 'clearAfterSeconds'], message: 'only a permanent rule sets a condition that can clear' });
-        return;
-      }
-      if (!rule.condition) ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: 'a permanent rule must name the condition it sets' });
-      else if (!declared.has(rule.condition)) {
-        ctx.addIssue({ code: 'custom', path: ['rules', i, 'condition'], message: `"${rule.condition}" is not in conditions[]; declare it there with its healthy reason and message` });
+      if (rule.type !== 'permanent' && rule.clearAfterSeconds !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['rules', i, 'clearAfterSeconds'], message: 'only a permanent rule sets a condition that can clear' });
       }
     });
     file.rules.forEach((rule, i) => {

@@ -5,6 +5,7 @@ import { CoreV1Api, type V1NodeCondition } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testCluster } from '../cluster/testCluster.js';
 import { AgentProcess, eventually, freeLoopbackPort } from '../support/agentProcess.js';
+import { npdCustomPluginMonitor } from '../fixtures/plugins/npdCustomPluginMonitor.js';
 import { onlyProbes } from '../support/onlyProbes.js';
 
 /**
@@ -43,20 +44,9 @@ beforeAll(async () => {
   chmodSync(check, 0o755);
   const monitorFile = join(work, 'ntp-monitor.json');
   // NPD's config/custom-plugin-monitor.json but for the interval (a second, not 30).
-  writeFileSync(
-    monitorFile,
-    JSON.stringify({
-      plugin: 'custom',
-      pluginConfig: { invoke_interval: '1s', timeout: '5s', max_output_length: 80, concurrency: 3, enable_message_change_based_condition_update: false },
-      source: 'ntp-custom-plugin-monitor',
-      metricsReporting: true,
-      conditions: [{ type: 'NTPProblem', reason: 'NTPIsUp', message: 'ntp service is up' }],
-      rules: [
-        { type: 'temporary', reason: 'NTPIsDown', path: './config/plugin/check_ntp.sh', timeout: '3s' },
-        { type: 'permanent', condition: 'NTPProblem', reason: 'NTPIsDown', path: './config/plugin/check_ntp.sh', timeout: '3s' },
-      ],
-    }),
-  );
+  const npdFile = structuredClone(npdCustomPluginMonitor);
+  npdFile.pluginConfig.invoke_interval = '1s';
+  writeFileSync(monitorFile, JSON.stringify(npdFile));
   agent = AgentProcess.start(work, `${node}-${Date.now()}`, {
     nodeName: node,
     kubeconfig,

@@ -7,29 +7,13 @@ import { ConditionEngine, type ProblemEvent } from '../../agent/conditions/condi
 import { agentConfigSchema } from '../../agent/config/schema.js';
 import { CustomPluginMonitor } from '../../agent/monitors/customPluginMonitor.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
+import { npdCustomPluginMonitor } from '../fixtures/plugins/npdCustomPluginMonitor.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nodepulse-plugin-files-'));
 const loops: ProbeLoop[] = [];
 afterEach(() => {
   for (const loop of loops.splice(0)) loop.stop();
 });
-
-/**
- * node-problem-detector's config/custom-plugin-monitor.json (kubernetes/node-problem-detector,
- * commit 6632ca67, Apache-2.0, Copyright The Kubernetes Authors), restated as it is. Its plugin
- * is ours: NPD's check_ntp.sh asks systemd, which a test cannot rely on.
- */
-const npdSample = {
-  plugin: 'custom',
-  pluginConfig: { invoke_interval: '30s', timeout: '5s', max_output_length: 80, concurrency: 3, enable_message_change_based_condition_update: false },
-  source: 'ntp-custom-plugin-monitor',
-  metricsReporting: true,
-  conditions: [{ type: 'NTPProblem', reason: 'NTPIsUp', message: 'ntp service is up' }],
-  rules: [
-    { type: 'temporary', reason: 'NTPIsDown', path: './config/plugin/check_ntp.sh', timeout: '3s' },
-    { type: 'permanent', condition: 'NTPProblem', reason: 'NTPIsDown', path: './config/plugin/check_ntp.sh', timeout: '3s' },
-  ],
-};
 
 /** NPD's layout: its working directory holds config/plugin/; check_ntp.sh exits with what `ntp-state` holds. */
 const npdRoot = join(dir, 'npd-root');
@@ -48,15 +32,15 @@ function file(content: unknown): string {
 
 const parse = (customPlugins: object, monitors: object = {}) => agentConfigSchema.safeParse({ monitors: { customPlugins: { enabled: true, workingDir: npdRoot, ...customPlugins }, ...monitors } });
 const issues = (result: ReturnType<typeof parse>) => (result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
-const sample = (change: (copy: typeof npdSample) => void) => {
-  const copy = structuredClone(npdSample);
+const sample = (change: (copy: typeof npdCustomPluginMonitor) => void) => {
+  const copy = structuredClone(npdCustomPluginMonitor);
   change(copy);
   return file(copy);
 };
 
 describe('NPD custom-plugin-monitor files', () => {
   it("loads NPD's own custom-plugin-monitor.json unchanged, with NPD's defaults and its relative paths resolved as NPD's image resolves them", () => {
-    const parsed = parse({ files: [file(npdSample)] });
+    const parsed = parse({ files: [file(npdCustomPluginMonitor)] });
     expect(parsed.success).toBe(true);
     const [set, ...more] = parsed.success ? parsed.data.monitors.customPlugins.sets : [];
     expect(more).toEqual([]);
@@ -72,7 +56,7 @@ describe('NPD custom-plugin-monitor files', () => {
 
   it('runs that file as NPD would: NTPProblem follows check_ntp.sh, and its temporary rule is an NTPIsDown Event', async () => {
     writeFileSync(join(npdRoot, 'ntp-state'), 'up');
-    const parsed = parse({ files: [file(npdSample)] });
+    const parsed = parse({ files: [file(npdCustomPluginMonitor)] });
     const set = parsed.success ? parsed.data.monitors.customPlugins.sets[0] : undefined;
     if (!set) throw new Error(issues(parsed).join('\n'));
     const log = pino({ level: 'silent' });
@@ -94,14 +78,14 @@ describe('NPD custom-plugin-monitor files', () => {
   });
 
   it.each([
-    ['a plugin other than custom', (f: typeof npdSample) => (f.plugin = 'kmsg'), 'plugin: must be "custom" (a custom-plugin-monitor file); system-log-monitor files go in monitors.kernel.ruleFiles'],
-    ['a plugin path that does not exist', (f: typeof npdSample) => (f.rules[1]!.path = './config/plugin/check_nothing.sh'), `rules.1.path: "./config/plugin/check_nothing.sh" (${npdRoot}/config/plugin/check_nothing.sh: relative paths resolve against monitors.customPlugins.workingDir ${npdRoot}, as NPD's against its working directory) does not exist`],
-    ['a negative timeout', (f: typeof npdSample) => (f.rules[0]!.timeout = '-3s'), 'rules.0.timeout: "-3s" must be above zero'],
-    ['an interval that is not a Go duration', (f: typeof npdSample) => (f.pluginConfig.invoke_interval = '30 seconds'), 'pluginConfig.invoke_interval: "30 seconds" is not a Go duration; write one such as "30s"'],
-    ['a rule timeout over the file timeout', (f: typeof npdSample) => (f.rules[0]!.timeout = '10s'), 'rules.0.timeout: 10s is longer than pluginConfig.timeout (5s), which NPD refuses too'],
-    ['no concurrency', (f: typeof npdSample) => (f.pluginConfig.concurrency = 0), 'pluginConfig.concurrency: must be at least 1 (NPD waits forever with 0)'],
-    ['a permanent rule with an undeclared condition', (f: typeof npdSample) => (f.rules[1]!.condition = 'ClockProblem'), 'rules.1.condition: "ClockProblem" is not in conditions[]'],
-    ['a misspelt key', (f: typeof npdSample) => Object.assign(f.rules[0]!, { timout: '3s' }), 'rules.0: Unrecognized key: "timout"'],
+    ['a plugin other than custom', (f: typeof npdCustomPluginMonitor) => (f.plugin = 'kmsg'), 'plugin: must be "custom" (a custom-plugin-monitor file); system-log-monitor files go in monitors.kernel.ruleFiles'],
+    ['a plugin path that does not exist', (f: typeof npdCustomPluginMonitor) => (f.rules[1]!.path = './config/plugin/check_nothing.sh'), `rules.1.path: "./config/plugin/check_nothing.sh" (${npdRoot}/config/plugin/check_nothing.sh: relative paths resolve against monitors.customPlugins.workingDir ${npdRoot}, as NPD's against its working directory) does not exist`],
+    ['a negative timeout', (f: typeof npdCustomPluginMonitor) => (f.rules[0]!.timeout = '-3s'), 'rules.0.timeout: "-3s" must be above zero'],
+    ['an interval that is not a Go duration', (f: typeof npdCustomPluginMonitor) => (f.pluginConfig.invoke_interval = '30 seconds'), 'pluginConfig.invoke_interval: "30 seconds" is not a Go duration; write one such as "30s"'],
+    ['a rule timeout over the file timeout', (f: typeof npdCustomPluginMonitor) => (f.rules[0]!.timeout = '10s'), 'rules.0.timeout: 10s is longer than pluginConfig.timeout (5s), which NPD refuses too'],
+    ['no concurrency', (f: typeof npdCustomPluginMonitor) => (f.pluginConfig.concurrency = 0), 'pluginConfig.concurrency: must be at least 1 (NPD waits forever with 0)'],
+    ['a permanent rule with an undeclared condition', (f: typeof npdCustomPluginMonitor) => (f.rules[1]!.condition = 'ClockProblem'), 'rules.1.condition: "ClockProblem" is not in conditions[]'],
+    ['a misspelt key', (f: typeof npdCustomPluginMonitor) => Object.assign(f.rules[0]!, { timout: '3s' }), 'rules.0: Unrecognized key: "timout"'],
   ])('refuses %s, naming the file and the key', (_what, change, message) => {
     const path = sample(change);
     expect(issues(parse({ files: [path] }))).toEqual([expect.stringContaining(`monitors.customPlugins.files.0: ${path}: ${message}`)]);
@@ -125,8 +109,8 @@ describe('NPD custom-plugin-monitor files', () => {
     expect(issues(parse({ files: [owning('KubeletProblem')] }))).toEqual([expect.stringMatching(/condition KubeletProblem is already set by a probe/)]);
     expect(issues(parse({ files: [owning('KernelDeadlock')] }, { kernel: { enabled: true } }))).toEqual([expect.stringMatching(/condition KernelDeadlock is already set by built-in kernel/)]);
     expect(issues(parse({ files: [owning('FrequentKubeletRestart')] }, { restarts: { enabled: true } }))).toEqual([expect.stringMatching(/FrequentKubeletRestart is already set by the restart monitor/)]);
-    const first = file(npdSample);
-    expect(issues(parse({ files: [first, file(npdSample)] }))).toEqual([expect.stringMatching(new RegExp(`^monitors.customPlugins.files.1: .*condition NTPProblem is already set by ${first}`))]);
+    const first = file(npdCustomPluginMonitor);
+    expect(issues(parse({ files: [first, file(npdCustomPluginMonitor)] }))).toEqual([expect.stringMatching(new RegExp(`^monitors.customPlugins.files.1: .*condition NTPProblem is already set by ${first}`))]);
   });
 
   it('reads no file while off (the default)', () => {
