@@ -328,6 +328,28 @@ function pluginConditionsOwned(m: { kernel: { ruleSets: LogRuleSet[] }; restarts
   }
 }
 
+/**
+ * The user the agent becomes once it has opened what needs root (the kernel log). The DaemonSet
+ * runs it privileged as root only because no Pod field lets a container through the device
+ * cgroup to /dev/kmsg; after the open it holds no capability. null: stay as started (the
+ * agent-reboot overlay, whose nsenter needs root).
+ */
+const uid = z.number().int().min(0).max(4_294_967_294);
+const security = z
+  .strictObject({
+    runAsUser: uid.nullable().default(null),
+    /** Default: runAsUser. */
+    runAsGroup: uid.nullable().default(null),
+    /** Kept as supplementary groups, e.g. the container runtime socket's group (connecting to it takes write access). */
+    supplementaryGroups: z.array(uid).max(32).default([]),
+  })
+  .superRefine((s, ctx) => {
+    if (s.runAsUser === 0) ctx.addIssue({ code: 'custom', path: ['runAsUser'], message: 'must not be 0: set null to keep running as root' });
+    if (s.runAsUser === null && (s.runAsGroup !== null || s.supplementaryGroups.length > 0)) {
+      ctx.addIssue({ code: 'custom', path: ['runAsUser'], message: 'is null, so runAsGroup and supplementaryGroups would not apply: set runAsUser, or drop them' });
+    }
+  });
+
 export const agentConfigSchema = z
   .strictObject({
     profile: z.enum(['generic', 'azure']).default('generic'),
@@ -340,6 +362,7 @@ export const agentConfigSchema = z
     server: withDefaults(server),
     publish: withDefaults(publish),
     reboot: withDefaults(reboot),
+    security: withDefaults(security),
     monitors: withDefaults(monitors),
     probes: withDefaults(
       z.strictObject({
