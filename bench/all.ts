@@ -6,6 +6,7 @@ import { main as doctorScale } from './doctorScale.js';
 import { main as endpointSoak } from './endpointSoak.js';
 import { main as fleetPageScale } from './fleetPageScale.js';
 import { main as footprint } from './footprint.js';
+import { main as kmsgFlood } from './kmsgFlood.js';
 import { isMainModule, runBenchMain } from './support/benchMain.js';
 import { BenchUsageError, type BenchOptions } from './support/benchOptions.js';
 
@@ -23,6 +24,7 @@ const benchmarks: Array<[string, (options: BenchOptions) => Promise<void>]> = [
   ['doctorScale', doctorScale],
   ['fleetPageScale', fleetPageScale],
   ['endpointSoak', endpointSoak],
+  ['kmsgFlood', kmsgFlood],
 ];
 
 async function main(options: BenchOptions): Promise<void> {
