@@ -11,7 +11,7 @@ import { buildProbes } from './probes/registry.js';
 import { dropPrivileges } from './privileges.js';
 import { runCli } from '../common/cliRunner.js';
 
-const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json]]
+const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json] | --check-config]
 
 Runs the node health probes and serves /healthz, /readyz, /conditions, /metrics and /stream.
   --config FILE   YAML or JSON config (default: the embedded standalone defaults)
@@ -19,6 +19,8 @@ Runs the node health probes and serves /healthz, /readyz, /conditions, /metrics 
                   the node has a problem, 3 when no node problem was found but a check could
                   not see the node (an agent problem, e.g. a wrong procRoot)
   --output FMT    with --once: table (default) or json
+  --check-config  validate the config (and the rule and plugin files it names) and exit: 0 when
+                  it is valid, 2 with every problem named (the DaemonSet's init container)
 Environment: NODE_NAME, NODEPULSE_PROFILE, KUBECONFIG, LOG_LEVEL, and NODEPULSE__a__b=value
 to set any config key (e.g. NODEPULSE__server__port=9000).`;
 
@@ -29,6 +31,7 @@ async function main(): Promise<number> {
       options: {
         config: { type: 'string' },
         once: { type: 'boolean', default: false },
+        'check-config': { type: 'boolean', default: false },
         output: { type: 'string', default: 'table' },
         help: { type: 'boolean', short: 'h', default: false },
         [checkConfigFlag.slice(2)]: { type: 'boolean', default: false },
@@ -52,6 +55,10 @@ async function main(): Promise<number> {
     return 2;
   }
   const config = loadAgentConfigIsolated(args.config);
+  if (args['check-config']) {
+    process.stdout.write(`${args.config ?? 'the built-in defaults'}: valid\n`);
+    return 0;
+  }
   const log = createLogger('nodepulse-agent', process.env, args.once ? process.stderr : undefined);
   const wiring = config.publish.enabled ? await InClusterWiring.create(config, log) : undefined;
   const { probes, skipped } = buildProbes(config, wiring?.probeFactories);

@@ -198,6 +198,10 @@ describe.each(Object.keys(overlays) as OverlayName[])('the %s overlay as kustomi
     expect(hostPathOf('/run/containerd')?.path).toBe('/run/containerd');
     expect(mounts.find((m) => m.mountPath === '/run/containerd')).toMatchObject({ readOnly: true, mountPropagation: 'HostToContainer' });
     expect(agentConfig.monitors.restarts.enabled).toBe(true);
+    // Another user in the pod keeps the projected token 0644 for the agent once it is uid 1000.
+    const init = spec?.initContainers ?? [];
+    expect(init.map((c) => [c.name, c.args])).toEqual([['check-config', ['--check-config', '--config', `${configMountOf(agent)}/agent.yaml`]]]);
+    expect(init[0]?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(agentConfig.reboot.enabled).toBe(promise.reboots);
     if (promise.reboots) {
       expect(agentConfig.reboot.annotation).toBe(controllerConfig.provider.agent.rebootRequestAnnotation);

@@ -174,6 +174,15 @@ describe('nodepulse-agent --once', () => {
     expect(res.stdout).toBe('');
   });
 
+  it('--check-config says a valid config is valid and exits 0, and stops a bad one with exit 2 and the field named (the DaemonSet init container)', async () => {
+    const good = await agent(['--check-config', '--config', config('http://127.0.0.1:1/healthz')]);
+    expect(good).toMatchObject({ code: 0, stdout: expect.stringMatching(/: valid\n$/) });
+    const bad = await agent(['--check-config'], { NODEPULSE__security__runAsUser: '0' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('security.runAsUser: must not be 0');
+    expect(bad.stdout).toBe('');
+  });
+
   it('refuses to publish without a node name, saying how to set it', async () => {
     const res = await agent(['--once'], { NODEPULSE__publish__enabled: 'true', NODE_NAME: '' });
     expect(res.code).toBe(2);
