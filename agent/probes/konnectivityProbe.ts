@@ -1,10 +1,10 @@
 import type { V1Deployment } from '@kubernetes/client-node';
 import type { ProbesConfig } from '../config/schema.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
-import { KubeApiError } from '../../common/kube/kubeClient.js';
+import { KubeApiError, tokenUnreadable } from '../../common/kube/kubeClient.js';
 import { echoRoute, type KonnectivityEcho } from './konnectivityEcho.js';
 import { type Figures, type Probe, type ProbeResult, type Verdict, result } from './probe.js';
-import { probeReasons } from '../../common/contract.js';
+import { engineReasons, probeReasons } from '../../common/contract.js';
 
 const reasons = probeReasons.konnectivity;
 
@@ -59,6 +59,11 @@ export class KonnectivityProbe implements Probe {
       outcome = body.trim() === nonce ? 'ok' : 'wrongEndpoint';
     } catch (err) {
       if (signal.aborted) throw err;
+      // The agent's own token, not the path: an agent problem (Unknown), not a node problem.
+      if (err instanceof KubeApiError && err.reason === tokenUnreadable) {
+        const verdict = { healthy: false, reason: engineReasons.probeReadError, message: `${err.message}: the agent cannot authenticate, so the path is not checked (an agent problem, not the node's)` };
+        return result(this.name, startedAt, verdict, { outcome: 'tokenUnreadable', ...deploymentFigures(deployment) });
+      }
       outcome = deadline.aborted ? 'timeout' : classify(err);
     }
     const latencyMs = Date.now() - pathStart;

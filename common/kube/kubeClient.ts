@@ -11,6 +11,9 @@ const patchContentType: Record<PatchType, string> = {
   json: 'application/json-patch+json',
 };
 
+/** KubeApiError's reason when this client cannot read its own token: no request was sent. */
+export const tokenUnreadable = 'TokenUnreadable';
+
 /** An answer from the API server that is not 2xx, or no answer at all (status 0). */
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
@@ -153,7 +156,7 @@ export class KubeClient {
           this.tokenMtimeMs = mtime;
         }
       } catch (err) {
-        if (this.token === undefined) throw new KubeApiError(`cannot read the token ${file}: ${(err as Error).message}`, 0, 'TokenUnreadable');
+        if (this.token === undefined) throw new KubeApiError(`cannot read the token ${file}: ${(err as Error).message}`, 0, tokenUnreadable);
       }
       this.tokenReadAt = now;
     }

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
-import { KubeApiError } from '../../common/kube/kubeClient.js';
+import { KubeApiError, tokenUnreadable } from '../../common/kube/kubeClient.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 import { KonnectivityEcho } from '../../agent/probes/konnectivityEcho.js';
 import { KonnectivityProbe } from '../../agent/probes/konnectivityProbe.js';
@@ -32,6 +32,21 @@ describe('the konnectivity probe with the path cut', () => {
     try {
       const sample = await loop.sample(probe);
       expect(sample).toMatchObject({ healthy: false, reason: 'KonnectivityTimeout', figures: { outcome: 'timeout' } });
+    } finally {
+      loop.stop();
+    }
+  });
+
+  it('an unreadable ServiceAccount token is an agent problem (ProbeReadError), not APIServerUnreachable', async () => {
+    const config = agentConfigSchema.parse({ nodeName: 'n1', probes: { konnectivity: { intervalSeconds: 1, timeoutMs: 900, podName: 'agent-x', podNamespace: 'nodepulse' } } });
+    const denied = () => Promise.reject(new KubeApiError("cannot read the token /var/run/secrets/kubernetes.io/serviceaccount/token: EACCES: permission denied", 0, tokenUnreadable));
+    const api = { getDeployment: denied, proxyGetPod: denied } as unknown as AgentKubeApi;
+    const probe = new KonnectivityProbe(config.probes.konnectivity, api, new KonnectivityEcho(60_000), 20258);
+    const loop = new ProbeLoop([probe], new ConditionEngine([], 0), pino({ level: 'silent' }));
+    try {
+      const sample = await loop.sample(probe);
+      expect(sample).toMatchObject({ healthy: false, reason: 'ProbeReadError', figures: { outcome: 'tokenUnreadable' } });
+      expect(sample.message).toMatch(/EACCES.*an agent problem/);
     } finally {
       loop.stop();
     }
