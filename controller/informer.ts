@@ -23,9 +23,10 @@ import { sleepUnlessAborted } from '../common/sleep.js';
  * from the moment the last one broke, so readiness and leadership can refuse to act on a
  * cache that stopped moving (a list alone does not make it current: it is a snapshot).
  */
+/** A page of a list as the API server sends it (the JSON field is `continue`). */
 export interface ListPage<T> {
   items: T[];
-  metadata?: { resourceVersion?: string; _continue?: string };
+  metadata?: { resourceVersion?: string; continue?: string };
 }
 
 /**
@@ -211,7 +212,7 @@ export class Informer<T, S> {
         if (key !== undefined) fresh.set(key, this.options.transform(item));
       }
       version = page.metadata?.resourceVersion ?? version;
-      token = page.metadata?._continue || undefined;
+      token = page.metadata?.continue || undefined;
     } while (token !== undefined);
     const previous = this.store;
     this.store = fresh;

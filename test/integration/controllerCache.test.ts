@@ -5,7 +5,7 @@ import { KubeClient } from '../../common/kube/kubeClient.js';
 import { kubeconfigCredentials } from '../../common/kube/kubeconfigFile.js';
 import { controllerConfigSchema } from '../../controller/config/controllerConfig.js';
 import { ControllerLoop } from '../../controller/controllerLoop.js';
-import { Informer, kubeWatchSource } from '../../controller/informer.js';
+import { Informer, kubeLister, kubeWatchSource } from '../../controller/informer.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { DryRunProvider } from '../../controller/providers/dryRunProvider.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
@@ -76,7 +76,9 @@ async function createFleet(api: CoreV1Api): Promise<void> {
 
 function recordingInformer(options: { pageSize: number; firstWatchFrom?: string }) {
   const pages: Array<{ limit: number; continue?: string; items: number }> = [];
-  const watch = kubeWatchSource(controllerClient());
+  const client = controllerClient();
+  const watch = kubeWatchSource(client);
+  const controllerList = kubeLister<V1Node>(client, '/api/v1/nodes', { labelSelector: selector });
   let watches = 0;
   const informer = new Informer<V1Node, V1Node>({
     name: 'nodes',
@@ -90,7 +92,7 @@ function recordingInformer(options: { pageSize: number; firstWatchFrom?: string 
       },
     },
     list: async (page) => {
-      const list = await core.listNode({ labelSelector: selector, limit: page.limit, _continue: page.continue });
+      const list = await controllerList(page);
       pages.push({ ...page, items: list.items.length });
       return list;
     },

@@ -85,7 +85,7 @@ function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number 
       const index = page.continue === undefined ? 0 : Number(page.continue);
       const current = all[index] as ListPage<Obj>;
       const last = index === all.length - 1;
-      return { items: current.items, metadata: { resourceVersion: current.metadata?.resourceVersion ?? '', ...(last ? {} : { _continue: String(index + 1) }) } };
+      return { items: current.items, metadata: { resourceVersion: current.metadata?.resourceVersion ?? '', ...(last ? {} : { continue: String(index + 1) }) } };
     },
     key: (o) => o.metadata.name,
     transform: (o) => o,
@@ -327,6 +327,29 @@ describe('informer: watches and lists through the Kubernetes client', () => {
     const nodes = await new Promise((resolve) => void kubeWatchSource(recording, { idleTimeoutMs: 90_000 }).watch('/api/v1/nodes', { timeoutSeconds: '450' }, () => {}, resolve));
     expect([events, nodes]).toEqual([null, null]);
     expect(idle).toEqual([480_000, 90_000]);
+  });
+
+  it('lists every page the API server has: its continue token is read from the JSON as sent (metadata.continue)', async () => {
+    const api = await localApiServer((req, res) => {
+      const token = new URL(req.url ?? '', 'http://x').searchParams.get('continue');
+      if (req.url?.includes('watch=true')) return res.writeHead(200).write('');
+      const page = token === null ? { items: [obj('a', 1)], metadata: { resourceVersion: '9', continue: 'p2' } } : { items: [obj('b', 2)], metadata: { resourceVersion: '9' } };
+      res.end(JSON.stringify(page));
+    });
+    const informer = new Informer<Obj, Obj>({
+      name: 'objs',
+      path: '/api/v1/objs',
+      watch: kubeWatchSource(api.client),
+      list: kubeLister<Obj>(api.client, '/api/v1/objs', {}),
+      key: (o) => o.metadata.name,
+      transform: (o) => o,
+      resourceVersion: (o) => o.metadata.resourceVersion,
+      pageSize: 1,
+    });
+    await informer.start();
+    expect([...informer.keys()].sort()).toEqual(['a', 'b']);
+    await informer.stop();
+    await api.close();
   });
 
   it('lists one page per call with limit and continue, and the selector', async () => {
