@@ -125,9 +125,11 @@ describe('the agent DaemonSet on the real node, as shipped in the generic overla
     expect(podReady(pod)).toBe(true);
     expect(pod.spec?.containers[0]?.image).toBe(NODE_IMAGE);
     expect(pod.status?.containerStatuses?.[0]?.restartCount).toBe(0);
-    // As shipped: non-root, read-only root, no capabilities, the RuntimeDefault seccomp profile.
-    expect(pod.spec?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    // As shipped: started privileged as root for /dev/kmsg (the agent drops to uid 1000: below), a
+    // read-only root, the RuntimeDefault seccomp profile; the config checked first as uid 1000.
+    expect(pod.spec?.securityContext).toMatchObject({ runAsUser: 0, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.spec?.containers[0]?.securityContext).toMatchObject({ privileged: true, readOnlyRootFilesystem: true });
+    expect(pod.status?.initContainerStatuses?.map((c) => [c.name, c.state?.terminated?.exitCode])).toEqual([['check-config', 0]]);
     const daemonSet = await json<V1DaemonSet>(['get', 'daemonset/nodepulse-agent', '-n', 'nodepulse']);
     expect(daemonSet.status?.numberReady).toBe(2);
   });
