@@ -136,6 +136,16 @@ describe('nodepulse doctor: the six steps over a fleet', () => {
     expect(report.exitCode).toBe(0);
   });
 
+  it('a container runtime that stopped answering its CRI Status is a step 4 problem, with what to run on the node', () => {
+    const hung = cond('ContainerRuntimeProblem', 'True', probeReasons.runtime.unresponsive, 'the runtime at /run/containerd/containerd.sock is unresponsive: no answer within 5000ms', 4);
+    const report = run(fleet([node('a', (c) => [...c, hung]), node('b', (c) => [...c, cond('ContainerRuntimeProblem', 'False', probeReasons.runtime.healthy)])]));
+    const kubelet = step(report, 'kubelet');
+    expect(kubelet.verdict).toBe('problem');
+    expect(kubelet.summary).toContain('ContainerRuntimeProblem');
+    expect(kubelet.findings[0]?.next[0]).toMatch(/does not answer its CRI Status in time.*journalctl -u containerd/);
+    expect(step(report, 'problemDetector').verdict).toBe('ok');
+  });
+
   it("AKS's own KubeletProblem (node-problem-detector's reasons) is reported in step 5, not read as nodepulse's", () => {
     const npd = cond('KubeletProblem', 'True', 'KubeletIsDown', 'kubelet service is not running', 3);
     const report = run(fleet([node('a', replace('KubeletProblem', npd))]));

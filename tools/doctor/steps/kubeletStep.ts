@@ -8,7 +8,7 @@ import type { StepReport } from '../report.js';
  * Step 4: is the kubelet running, posting status, and free of the pressure it evicts on?
  * From Kubernetes: Ready's reason and heartbeat, the kubelet's MemoryPressure, DiskPressure
  * and PIDPressure, and its Warning events. From nodepulse: the kubelet's /healthz, asked on
- * the node.
+ * the node, and the container runtime's CRI Status, which the kubelet depends on.
  */
 const kubeletPressure: Record<string, string> = {
   MemoryPressure: 'the kubelet is evicting pods for memory: kubectl top pods -A --sort-by=memory --field-selector spec.nodeName=',
@@ -25,6 +25,15 @@ const advice: Record<string, string> = {
   [probeReasons.kubelet.unhealthy]: `the kubelet says it is unhealthy: ${journal}`,
 };
 
+const runtimeJournal = 'on the node: systemctl status containerd; journalctl -u containerd --since -1h; crictl info';
+const runtimeAdvice: Record<string, string> = {
+  [probeReasons.runtime.down]: `containerd is not running (its socket refuses or is gone): ${runtimeJournal}`,
+  [probeReasons.runtime.unresponsive]: `containerd does not answer its CRI Status in time: hung, or the node is overloaded (steps 1 and 6); ${runtimeJournal}`,
+  [probeReasons.runtime.notReady]: `containerd says its runtime is not ready: ${runtimeJournal}`,
+  [probeReasons.runtime.networkNotReady]: 'the CNI plugin is not ready (NetworkReady=false), so no pod gets a network: check the CNI pods on this node and /etc/cni/net.d; crictl info',
+  [probeReasons.runtime.statusFailed]: `containerd answered its CRI Status with an error: ${runtimeJournal}`,
+};
+
 export function kubeletStep(ctx: DoctorContext): StepReport {
   return stepReport(
     'kubelet',
@@ -34,6 +43,7 @@ export function kubeletStep(ctx: DoctorContext): StepReport {
         statusItem(node, ctx),
         ...Object.keys(kubeletPressure).map((type) => pressureItem(node, type, ctx)),
         agentItem(node, 'kubelet', ctx, (c) => advice[c.reason ?? ''] ?? journal),
+        agentItem(node, 'runtime', ctx, (c) => runtimeAdvice[c.reason ?? ''] ?? runtimeJournal),
         warningEventsItem(node, ctx),
       ]),
     {
