@@ -115,7 +115,7 @@ function failureVerdict(socketPath: string, err: unknown): Verdict {
     return {
       healthy: false,
       reason: engineReasons.probeReadError,
-      message: `the agent may not connect to ${socketPath} (${code}): run it as the socket's owner or in its group (containerd's is root:root 0660)`,
+      message: `the agent may not connect to ${socketPath} (${code}): keep the socket's group in security.supplementaryGroups (containerd's socket is root:root 0660: group 0)`,
     };
   }
   if (code && code in downErrors) return { healthy: false, reason: reasons.down, message: `cannot connect to ${socketPath}: ${code} (${downErrors[code]})` };
