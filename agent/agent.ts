@@ -106,6 +106,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     this.loop.stop();
+    this.metrics.stop();
     await this.server.close();
   }
 }

@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NodeCondition, ProblemEvent } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
+import { registerProcessMetrics } from './processMetrics.js';
+import { Counter, Gauge, Histogram, MetricsRegistry, exposition } from './promText.js';
 
 /**
  * Prometheus metrics of the agent. Besides our own names it exports NPD's
@@ -8,45 +9,33 @@ import type { ProbeResult } from '../probes/probe.js';
  * alerts keep working.
  */
 export class AgentMetrics {
-  readonly registry = new Registry();
-  private readonly probeDuration = new Histogram({
-    name: 'nodepulse_probe_duration_seconds',
-    help: 'Time one probe sample took.',
-    labelNames: ['probe'],
-    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10],
-    registers: [this.registry],
-  });
-  private readonly probeFailures = new Counter({
-    name: 'nodepulse_probe_failures_total',
-    help: 'Samples that found a problem (or could not run), by reason.',
-    labelNames: ['probe', 'reason'],
-    registers: [this.registry],
-  });
-  private readonly conditionGauge = new Gauge({
-    name: 'nodepulse_condition',
-    help: '1 when the node condition of this type is True, 0 when False, -1 when Unknown.',
-    labelNames: ['type'],
-    registers: [this.registry],
-  });
-  private readonly problemCounter = new Counter({
-    name: 'problem_counter',
-    help: 'Number of times a specific type of problem has occurred (node-problem-detector name).',
-    labelNames: ['reason'],
-    registers: [this.registry],
-  });
-  private readonly problemGauge = new Gauge({
-    name: 'problem_gauge',
-    help: 'Whether a specific type of problem is affecting the node (node-problem-detector name).',
-    labelNames: ['type', 'reason'],
-    registers: [this.registry],
-  });
+  private readonly registry = new MetricsRegistry();
+  private readonly probeDuration = this.registry.register(
+    new Histogram('nodepulse_probe_duration_seconds', 'Time one probe sample took.', ['probe'], [0.001, 0.005, 0.02, 0.1, 0.5, 1, 2, 5, 10]),
+  );
+  private readonly probeFailures = this.registry.register(
+    new Counter('nodepulse_probe_failures_total', 'Samples that found a problem (or could not run), by reason.', ['probe', 'reason']),
+  );
+  private readonly conditionGauge = this.registry.register(
+    new Gauge('nodepulse_condition', '1 when the node condition of this type is True, 0 when False, -1 when Unknown.', ['type']),
+  );
+  private readonly problemCounter = this.registry.register(
+    new Counter('problem_counter', 'Number of times a specific type of problem has occurred (node-problem-detector name).', ['reason']),
+  );
+  private readonly problemGauge = this.registry.register(
+    new Gauge('problem_gauge', 'Whether a specific type of problem is affecting the node (node-problem-detector name).', ['type', 'reason']),
+  );
   /** The reason last exported per condition type, so a changed reason resets its old series. */
   private readonly gaugeReason = new Map<string, string>();
 
-  constructor(defaultMetrics = true) {
-    // Event-loop delay sampled once a second, not prom-client's default 10 ms, which wakes the
-    // agent 100 times a second: 13.9 -> 1.7 CPU s/h (bench/footprint.ts).
-    if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'nodepulse_', eventLoopMonitoringPrecision: 1000 });
+  private readonly stopProcessMetrics: () => void;
+
+  constructor(processMetrics = true) {
+    this.stopProcessMetrics = processMetrics ? registerProcessMetrics(this.registry, 'nodepulse_') : () => {};
+  }
+
+  stop(): void {
+    this.stopProcessMetrics();
   }
 
   recordResult(result: ProbeResult): void {
@@ -73,11 +62,11 @@ export class AgentMetrics {
     }
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  text(): string {
+    return this.registry.text();
   }
 
   get contentType(): string {
-    return this.registry.contentType;
+    return exposition;
   }
 }
