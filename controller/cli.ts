@@ -137,4 +137,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-runCli('nodepulse-controller', main, ['ConfigError']);
+runCli('nodepulse-controller', main, ['ConfigError', 'KubeCredentialsError']);
