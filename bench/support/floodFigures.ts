@@ -9,6 +9,8 @@ export interface UsageSample {
   anonKiB: number;
   /** CPU seconds of the agent since it started. */
   cpuSeconds: number;
+  /** VmHWM, KiB, when sampled. */
+  peakRssKiB?: number;
 }
 
 export interface PhaseFigures {

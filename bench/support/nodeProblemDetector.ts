@@ -151,7 +151,14 @@ export const NPD_SHIPPED_STATS_INTERVAL_SECONDS = 60;
  * systemd, `systemctl show <unit>`, for the kubelet's or containerd's uptime and repair with
  * `systemctl kill`; no systemd runs here, nor a kubelet on :10248).
  */
-export function startNodeProblemDetectorAsShipped(options: { binary: string; dir: string; prometheusPort: number; kubernetes: NpdKubernetesExporter }): NpdRun {
+export function startNodeProblemDetectorAsShipped(options: {
+  binary: string;
+  dir: string;
+  prometheusPort: number;
+  kubernetes: NpdKubernetesExporter;
+  /** More system-log-monitor files beside the shipped two (a benchmark's own rules). */
+  extraLogMonitors?: string[];
+}): NpdRun {
   const statsPath = join(options.dir, 'npd-shipped-system-stats-monitor.json');
   writeFileSync(statsPath, JSON.stringify(systemStatsConfig(NPD_SHIPPED_STATS_INTERVAL_SECONDS, true), null, 2));
   const process = BenchProcess.start(
@@ -162,7 +169,7 @@ export function startNodeProblemDetectorAsShipped(options: { binary: string; dir
       ...kubernetesFlags(options.kubernetes),
       '--prometheus-address=127.0.0.1',
       `--prometheus-port=${options.prometheusPort}`,
-      `--config.system-log-monitor=${npdKernelLogMonitorFiles.join(',')}`,
+      `--config.system-log-monitor=${[...npdKernelLogMonitorFiles, ...(options.extraLogMonitors ?? [])].join(',')}`,
       `--config.system-stats-monitor=${statsPath}`,
     ],
     { logPath: join(options.dir, 'npd-shipped.log'), cwd: options.dir },
