@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 export interface BenchOptions {
   /** Shorter runs and fewer trials, for a smoke check of the benchmark itself. */
   quick: boolean;
-  /** Measurement length in seconds, when given (footprint; controllerScale's steady window). */
+  /** Measurement length in seconds, when given (footprint; controllerScale's steady window; kmsgFlood's flood). */
   durationSeconds?: number;
   /** Trials per measurement, when given (detection latency). */
   trials?: number;
@@ -21,7 +21,8 @@ export const benchUsage = `Usage: npm run bench -- [NAME...] [flags]   (NAMEs: r
 Flags (each benchmark uses those that concern it):
   --quick            short runs, few trials: checks that the benchmark works, figures are rough
   --duration D       footprint run length: 600, 90s, 10m (default 10m; 60s with --quick);
-                     controllerScale's steady window under churn (default 2m; 20s with --quick)
+                     controllerScale's steady window under churn (default 2m; 20s with --quick);
+                     kmsgFlood's flood (default 60s; 15s with --quick)
   --trials N         detection-latency trials per fault, controllerScale decision trials (default 20; 5 with --quick)
   --nodes N[,N...]   controller-scale node counts (default 1000,5000,10000; 200 with --quick)`;
 
