@@ -143,6 +143,31 @@ describe('rule sets and multi-line patterns', () => {
     expect(matcher.push('later')).toEqual([]);
   });
 
+  it("a one-line pattern's leading .* (NPD's CPER rules) is not needed to match: the same lines match and the same do not", () => {
+    const set = ruleSetFrom(
+      {
+        source: 'leading',
+        bufferSize: 1,
+        conditions: [],
+        rules: [
+          { type: 'temporary', reason: 'Fatal', pattern: '.*\\[Hardware Error\\]: event severity: fatal$' },
+          { type: 'temporary', reason: 'Lazy', pattern: '.*?ends here' },
+          { type: 'temporary', reason: 'Anything', pattern: '.*' },
+          { type: 'temporary', reason: 'Repeated', pattern: '.*.*x' },
+        ],
+      },
+      'test',
+    );
+    const matcher = new LogMatcher(set);
+    const reasons = (line: string) => matcher.push(line).map((m) => m.rule.reason);
+    expect(reasons('mce: [Hardware Error]: event severity: fatal')).toEqual(['Fatal', 'Anything']);
+    expect(reasons('[Hardware Error]: event severity: fatal')).toEqual(['Fatal', 'Anything']);
+    expect(reasons('[Hardware Error]: event severity: fatal, then more')).toEqual(['Anything']);
+    expect(reasons('it ends here')).toEqual(['Lazy', 'Anything']);
+    expect(reasons('')).toEqual(['Anything']);
+    expect(reasons('ax')).toEqual(['Anything', 'Repeated']);
+  });
+
   it('the buffer holds bufferSize lines: a pattern cannot span more', () => {
     const set = ruleSetFrom({ source: 's', bufferSize: 2, conditions: [], rules: [{ type: 'temporary', reason: 'Span', pattern: 'a\\n[^\\n]*\\nc' }] }, 'test');
     const matcher = new LogMatcher(set);
