@@ -103,9 +103,12 @@ export class RestartMonitor implements Monitor {
       return this.followed.map((f) => this.result(f, at, { healthy: false, reason: engineReasons.probeReadError, message: `cannot use ${err.file}: ${err.detail}; check procRoot` }));
     }
     const results: ProbeResult[] = [];
+    // One walk of /proc serves every watched name that needs it in this sample.
+    let scanned: Promise<Map<string, Map<number, number>>> | undefined;
+    const scan = () => (scanned ??= this.scan(signal));
     for (const followed of this.followed) {
       try {
-        results.push(await this.look(followed, at, uptime, signal));
+        results.push(await this.look(followed, at, uptime, scan, signal));
       } catch (err) {
         if (signal.aborted) return [];
         const detail = err instanceof ProcFileError ? `cannot use ${err.file}: ${err.detail}` : (err as Error).message;
@@ -115,7 +118,7 @@ export class RestartMonitor implements Monitor {
     return results;
   }
 
-  private async look(f: Followed, at: number, uptime: number, signal: AbortSignal): Promise<ProbeResult> {
+  private async look(f: Followed, at: number, uptime: number, scan: () => Promise<Map<string, Map<number, number>>>, signal: AbortSignal): Promise<ProbeResult> {
     let gone = f.running.size === 0 && at >= f.nextRescanAt;
     for (const [pid, ticks] of f.running) {
       const stat = await readFile(join(this.options.procRoot, String(pid), 'stat'), { encoding: 'utf8', signal }).catch(() => undefined);
@@ -125,7 +128,7 @@ export class RestartMonitor implements Monitor {
       }
     }
     if (gone) {
-      for (const [pid, ticks] of await this.scan(f.watch.process, signal)) {
+      for (const [pid, ticks] of (await scan()).get(f.watch.process) ?? []) {
         if (!f.running.has(pid)) f.starts.push(ticks / ticksPerSecond);
         f.running.set(pid, ticks);
       }
@@ -144,9 +147,9 @@ export class RestartMonitor implements Monitor {
     return this.result(f, at, { healthy: true, reason: `No${condition}`, message: `${process} is ${state}; ${starts} start(s) seen in the last ${window} (${this.options.count} is frequent)` }, figures);
   }
 
-  /** The processes with this name now: pid -> starttime. */
-  private async scan(name: string, signal: AbortSignal): Promise<Map<number, number>> {
-    const found = new Map<number, number>();
+  /** The processes with a watched name now: name -> pid -> starttime. */
+  private async scan(signal: AbortSignal): Promise<Map<string, Map<number, number>>> {
+    const found = new Map(this.followed.map((f) => [f.watch.process, new Map<number, number>()]));
     const entries = await readdir(this.options.procRoot).catch((err: Error) => {
       throw new ProcFileError(this.options.procRoot, err.message);
     });
@@ -154,12 +157,13 @@ export class RestartMonitor implements Monitor {
       if (!/^\d+$/.test(entry)) continue;
       const dir = join(this.options.procRoot, entry);
       const comm = await readFile(join(dir, 'comm'), { encoding: 'utf8', signal }).catch(() => undefined);
-      if (comm?.trimEnd() !== name) continue;
+      const byPid = comm === undefined ? undefined : found.get(comm.trimEnd());
+      if (!byPid) continue;
       const stat = await readFile(join(dir, 'stat'), { encoding: 'utf8', signal }).catch(() => undefined);
       const ticks = stat === undefined ? undefined : startTicks(stat);
-      if (ticks !== undefined) found.set(Number(entry), ticks);
+      if (ticks !== undefined) byPid.set(Number(entry), ticks);
     }
-    this.log.debug({ process: name, found: [...found.keys()] }, 'scanned /proc for a watched process');
+    this.log.debug({ found: Object.fromEntries([...found].map(([name, pids]) => [name, [...pids.keys()]])) }, 'scanned /proc for the watched processes');
     return found;
   }
 

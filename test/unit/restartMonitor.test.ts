@@ -76,6 +76,25 @@ describe('frequent restarts, from process start times in /proc (no journald, no 
     expect((await monitor.sample())[0]?.figures).toMatchObject({ starts: 3, running: [10, 12] });
   });
 
+  it('walks /proc once a sample for both kubelet and containerd, finding each under its own name', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nodepulse-restarts-both-'));
+    writeFileSync(join(dir, 'uptime'), '1000.00 10.00\n');
+    const scans: string[] = [];
+    const counting = pino({ level: 'debug' }, { write: (line: string) => void (JSON.parse(line).msg === 'scanned /proc for the watched processes' && scans.push(line)) });
+    const watches = [
+      { condition: 'FrequentKubeletRestart', process: 'kubelet' },
+      { condition: 'FrequentContainerdRestart', process: 'containerd' },
+    ];
+    const monitor = new RestartMonitor(watches, { ...options, procRoot: dir, rescanMs: 0 }, counting);
+    expect((await monitor.sample()).map((r) => r.figures.running)).toEqual([[], []]);
+    expect(scans).toHaveLength(1);
+    mkdirSync(join(dir, '20'));
+    writeFileSync(join(dir, '20', 'comm'), 'kubelet\n');
+    writeFileSync(join(dir, '20', 'stat'), '20 (kubelet) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 90000 1 1');
+    expect((await monitor.sample()).map((r) => r.figures.running)).toEqual([[20], []]);
+    expect(scans).toHaveLength(2);
+  });
+
   it('clears when the starts fall out of the window', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nodepulse-restarts-window-'));
     mkdirSync(join(dir, '10'));
