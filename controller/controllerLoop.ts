@@ -155,6 +155,8 @@ export class ControllerLoop {
         return slimNode(node, this.keep);
       },
       pageSize,
+      initialSync: deps.config.cache.initialSync,
+      onWatchListFallback: (reason) => deps.log.warn({ err: describeApiError(reason), informer: 'nodes' }, 'the API server does not serve the streaming list (sendInitialEvents); the Node cache uses paged LISTs from now on'),
       resourceVersion: (node) => node.metadata?.resourceVersion,
       onError: onError('nodes'),
       now: this.now,

@@ -18,6 +18,15 @@ import { sleepUnlessAborted } from '../common/sleep.js';
  *   after a backoff;
  * - backoff is exponential with jitter, 800 ms to 30 s, and resets once a watch has been
  *   healthy for a while (the reflector's backoff manager: 800ms initial, 30s cap, reset after 2m).
+ * - with `initialSync: 'watchList'`, the initial sync and every relist are one streaming list
+ *   (the reflector's watchList, KEP-3157): a watch with sendInitialEvents=true,
+ *   resourceVersionMatch=NotOlderThan and bookmarks, from the last synced resourceVersion
+ *   ("" at first and after a 410, as its rewatchResourceVersion). The initial objects arrive as
+ *   ADDED events into a temporary store, transformed as they come, which replaces the cache only
+ *   at the BOOKMARK annotated `k8s.io/initial-events-end: "true"`; the same stream then goes on
+ *   as the watch, from that bookmark's resourceVersion. A server that refuses it (400/403/422) or
+ *   a stream that ends before that bookmark falls back to the paged LIST for good, logged once,
+ *   as the reflector falls back "because making progress is better than deadlocking".
  *
  * It also tells how current it is: `staleForMs()` is 0 while a watch is open and counts up
  * from the moment the last one broke, so readiness and leadership can refuse to act on a
@@ -52,6 +61,10 @@ export interface InformerOptions<T, S> {
   transform(object: T): S;
   resourceVersion(object: T): string | undefined;
   pageSize?: number;
+  /** How the cache is filled, at start and on every relist: one streaming watch, or paged LISTs (the default). */
+  initialSync?: InitialSync;
+  /** Called once, when the streaming list is refused and paged LISTs take over. */
+  onWatchListFallback?: (reason: unknown) => void;
   backoff?: { initialMs: number; maxMs: number; resetAfterMs: number };
   minWatchTimeoutSeconds?: number;
   now?: () => number;
@@ -65,6 +78,14 @@ export interface InformerHandlers<S> {
   update?(object: S, previous: S): void;
   delete?(object: S): void;
 }
+
+export type InitialSync = 'watchList' | 'list';
+
+/** The annotation of the bookmark that ends a streaming list's initial events (metav1.InitialEventsAnnotationKey). */
+const initialEventsEnd = 'k8s.io/initial-events-end';
+
+/** Answers that say this API server does not serve sendInitialEvents for this request. */
+const watchListRefusals = new Set([400, 403, 422]);
 
 const defaultBackoff = { initialMs: 800, maxMs: 30_000, resetAfterMs: 120_000 };
 
@@ -81,6 +102,10 @@ export class Informer<T, S> {
   /** When the cache was last known current (the last watch broke then); undefined before the first sync. */
   private currentAt: number | undefined;
   private failures = 0;
+  /** Whether the next sync is a streaming list; false once the server refused one. */
+  private streamingList: boolean;
+  /** While a streaming list is under way: the objects received so far (the reflector's temporary store). */
+  private incoming: Map<string, S> | undefined;
   private readonly stopper = new AbortController();
   private running: Promise<void> | undefined;
   private firstSync: { promise: Promise<void>; resolve: () => void };
@@ -90,13 +115,14 @@ export class Informer<T, S> {
   private readonly random: () => number;
   private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Counters for metrics and tests. */
-  readonly stats = { lists: 0, listPages: 0, watches: 0, relists: 0, errors: 0 };
+  readonly stats = { lists: 0, listPages: 0, watchLists: 0, watches: 0, relists: 0, errors: 0 };
 
   constructor(private readonly options: InformerOptions<T, S>) {
     this.now = options.now ?? Date.now;
     this.backoff = options.backoff ?? defaultBackoff;
     this.random = options.random ?? Math.random;
     this.sleep = options.sleep ?? sleepUnlessAborted;
+    this.streamingList = options.initialSync === 'watchList';
     let resolve = () => {};
     const promise = new Promise<void>((r) => (resolve = r));
     this.firstSync = { promise, resolve };
@@ -152,7 +178,7 @@ export class Informer<T, S> {
     const signal = this.stopper.signal;
     let needList = true;
     while (!signal.aborted) {
-      if (needList) {
+      if (needList && !this.streamingList) {
         try {
           await this.relist(signal);
           needList = false;
@@ -163,9 +189,16 @@ export class Informer<T, S> {
           continue;
         }
       }
+      const listing = needList;
       const watchStarted = this.now();
-      const end = await this.watchOnce(signal);
+      const end = await this.watchOnce(signal, listing);
       if (signal.aborted) break;
+      if (listing && this.incoming !== undefined) {
+        this.incoming = undefined;
+        await this.streamEndedUnsynced(end, signal);
+        continue;
+      }
+      needList = false;
       if (this.now() - watchStarted >= this.backoff.resetAfterMs) this.failures = 0;
       if (end.kind === 'gone') {
         this.resourceVersion = '';
@@ -184,6 +217,21 @@ export class Informer<T, S> {
     this.watching = false;
   }
 
+  /** A streaming list that ended before its initial-events-end bookmark: try again, or fall back to paged LISTs. */
+  private async streamEndedUnsynced(end: WatchEnd, signal: AbortSignal): Promise<void> {
+    if (end.kind === 'gone') {
+      this.resourceVersion = '';
+      return;
+    }
+    if (end.kind === 'closed' || watchListRefusals.has(statusOf(end.err) ?? 0)) {
+      this.streamingList = false;
+      this.options.onWatchListFallback?.(end.kind === 'closed' ? new Error('the stream ended before the initial-events-end bookmark') : end.err);
+      return;
+    }
+    this.fail(end.err, 'list');
+    await this.sleep(this.nextDelay(), signal);
+  }
+
   private fail(err: unknown, what: 'list' | 'watch'): void {
     this.stats.errors += 1;
     this.failures += 1;
@@ -197,8 +245,6 @@ export class Informer<T, S> {
   }
 
   private async relist(signal: AbortSignal): Promise<void> {
-    this.stats.lists += 1;
-    if (this.synced) this.stats.relists += 1;
     const pageSize = this.options.pageSize ?? 500;
     const fresh = new Map<string, S>();
     let token: string | undefined;
@@ -214,6 +260,13 @@ export class Informer<T, S> {
       version = page.metadata?.resourceVersion ?? version;
       token = page.metadata?.continue || undefined;
     } while (token !== undefined);
+    this.replaceStore(fresh, version);
+  }
+
+  /** A full sync is in: it becomes the cache, with deletes for what went away meanwhile. */
+  private replaceStore(fresh: Map<string, S>, version: string): void {
+    this.stats.lists += 1;
+    if (this.synced) this.stats.relists += 1;
     const previous = this.store;
     this.store = fresh;
     this.resourceVersion = version;
@@ -229,15 +282,21 @@ export class Informer<T, S> {
     }
   }
 
-  private watchOnce(signal: AbortSignal): Promise<WatchEnd> {
+  /** One watch; with `listing`, a streaming list whose initial events fill a new store first. */
+  private watchOnce(signal: AbortSignal, listing: boolean): Promise<WatchEnd> {
     const minTimeout = this.options.minWatchTimeoutSeconds ?? 300;
     const params: Record<string, string> = {
       ...this.options.watchParams,
-      resourceVersion: this.resourceVersion,
+      ...(listing ? { sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan' } : {}),
+      ...(listing && !this.resourceVersion ? {} : { resourceVersion: this.resourceVersion }),
       allowWatchBookmarks: 'true',
       timeoutSeconds: String(Math.floor(minTimeout * (1 + this.random()))),
     };
     this.stats.watches += 1;
+    if (listing) {
+      this.stats.watchLists += 1;
+      this.incoming = new Map();
+    }
     return new Promise<WatchEnd>((resolve) => {
       let gone = false;
       let settled = false;
@@ -262,6 +321,20 @@ export class Informer<T, S> {
         }
         const typed = object as T;
         const version = this.options.resourceVersion(typed);
+        if (this.incoming !== undefined) {
+          if (type === 'BOOKMARK') {
+            if (annotationsOf(object)?.[initialEventsEnd] !== 'true') return;
+            // The cache is synced (and current) from this bookmark on, not before.
+            const fresh = this.incoming;
+            this.incoming = undefined;
+            this.replaceStore(fresh, version ?? '');
+            this.watching = true;
+            this.currentAt = this.now();
+            return;
+          }
+          this.collect(type, typed);
+          return;
+        }
         if (type !== 'BOOKMARK') this.apply(type, typed);
         if (version) this.resourceVersion = version;
       };
@@ -277,13 +350,22 @@ export class Informer<T, S> {
           request = controller;
           if (settled) controller.abort();
           // watch() resolves after the response headers; a failure has already called onDone.
-          else {
+          // A streaming list is current only from its initial-events-end bookmark.
+          else if (this.incoming === undefined) {
             this.watching = true;
             this.currentAt = this.now();
           }
         })
         .catch((err: unknown) => finish({ kind: 'error', err, rewatch: isRefused(err) }));
     });
+  }
+
+  /** An initial event of a streaming list, into the store that replaces the cache at its end. */
+  private collect(type: string, object: T): void {
+    const key = this.options.key(object);
+    if (key === undefined || this.incoming === undefined) return;
+    if (type === 'DELETED') this.incoming.delete(key);
+    else if (type === 'ADDED' || type === 'MODIFIED') this.incoming.set(key, this.options.transform(object));
   }
 
   private apply(type: string, object: T): void {
@@ -314,6 +396,10 @@ export class Informer<T, S> {
 
 function statusOf(err: unknown): number | undefined {
   return err instanceof KubeApiError ? err.status : undefined;
+}
+
+function annotationsOf(object: unknown): Record<string, string> | undefined {
+  return (object as { metadata?: { annotations?: Record<string, string> } } | undefined)?.metadata?.annotations;
 }
 
 function isRefused(err: unknown): boolean {

@@ -225,6 +225,12 @@ const cache = z.strictObject({
   maxStaleSeconds: seconds.default(30),
   /** Nodes per page of the initial list and every relist (limit + continue): no response holds the whole fleet. */
   listPageSize: z.number().int().min(10).max(5000).default(500),
+  /**
+   * How the cache is filled at start and on every relist: `watchList`, one streaming watch
+   * (sendInitialEvents=true) with paged LISTs as the fallback where the API server refuses it;
+   * `list`, paged LISTs only.
+   */
+  initialSync: z.enum(['watchList', 'list'], 'must be watchList (the streaming list, falling back to paged LISTs) or list (paged LISTs only)').default('watchList'),
 });
 
 const metrics = z.strictObject({

@@ -5,7 +5,7 @@ import { KubeClient } from '../../common/kube/kubeClient.js';
 import { kubeconfigCredentials } from '../../common/kube/kubeconfigFile.js';
 import { controllerConfigSchema } from '../../controller/config/controllerConfig.js';
 import { ControllerLoop } from '../../controller/controllerLoop.js';
-import { Informer, kubeLister, kubeWatchSource } from '../../controller/informer.js';
+import { Informer, type InitialSync, kubeLister, kubeWatchSource } from '../../controller/informer.js';
 import { ControllerMetrics } from '../../controller/metrics.js';
 import { DryRunProvider } from '../../controller/providers/dryRunProvider.js';
 import { type ControlPlane, startControlPlane } from '../cluster/controlPlane.js';
@@ -74,12 +74,14 @@ async function createFleet(api: CoreV1Api): Promise<void> {
   );
 }
 
-function recordingInformer(options: { pageSize: number; firstWatchFrom?: string }) {
+function recordingInformer(options: { pageSize: number; initialSync: InitialSync; oldWatch?: { from: string; nth: number } }) {
   const pages: Array<{ limit: number; continue?: string; items: number }> = [];
   const client = controllerClient();
   const watch = kubeWatchSource(client);
   const controllerList = kubeLister<V1Node>(client, '/api/v1/nodes', { labelSelector: selector });
   let watches = 0;
+  /** The parameters of every watch asked for, and a way to end each as a dropped connection would. */
+  const streams: Array<{ params: Record<string, string>; opened: Promise<AbortController> }> = [];
   const informer = new Informer<V1Node, V1Node>({
     name: 'nodes',
     path: '/api/v1/nodes',
@@ -87,8 +89,10 @@ function recordingInformer(options: { pageSize: number; firstWatchFrom?: string 
       watch: (path, params, cb, done) => {
         watches += 1;
         // A resourceVersion from long ago: the API server answers 410 Gone, as after missed events.
-        const from = watches === 1 && options.firstWatchFrom ? { ...params, resourceVersion: options.firstWatchFrom } : params;
-        return watch.watch(path, from, cb, done);
+        const from = watches === options.oldWatch?.nth ? { ...params, resourceVersion: options.oldWatch.from } : params;
+        const opened = watch.watch(path, from, cb, done);
+        streams.push({ params: from, opened });
+        return opened;
       },
     },
     list: async (page) => {
@@ -101,8 +105,9 @@ function recordingInformer(options: { pageSize: number; firstWatchFrom?: string 
     transform: (n) => n,
     resourceVersion: (n) => n.metadata?.resourceVersion,
     pageSize: options.pageSize,
+    initialSync: options.initialSync,
   });
-  return { informer, pages };
+  return { informer, pages, streams };
 }
 
 describe('the controller cache on the real API server', () => {
@@ -121,8 +126,18 @@ describe('the controller cache on the real API server', () => {
     core = shared.makeApiClient(CoreV1Api);
   });
 
-  it('lists the fleet in pages of the configured size, never in one response', async () => {
-    const { informer, pages } = recordingInformer({ pageSize: 50 });
+  it('fills the cache from one streaming list (a watch with sendInitialEvents=true), with no LIST, and converges on the whole fleet', async () => {
+    const { informer, pages, streams } = recordingInformer({ pageSize: 50, initialSync: 'watchList' });
+    await informer.start();
+    await informer.stop();
+    expect(pages).toEqual([]);
+    expect(streams.map((s) => s.params)).toEqual([expect.objectContaining({ sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true' })]);
+    expect(informer.size).toBe(120);
+    expect([...informer.keys()].sort()).toEqual(names);
+  });
+
+  it('with cache.initialSync list, lists the fleet in pages of the configured size, never in one response', async () => {
+    const { informer, pages } = recordingInformer({ pageSize: 50, initialSync: 'list' });
     await informer.start();
     await informer.stop();
     expect(pages.map((p) => p.items)).toEqual([50, 50, 20]);
@@ -135,7 +150,7 @@ describe('the controller cache on the real API server', () => {
     // Writes, then a compaction: resourceVersion 1 is history now.
     for (const name of names.slice(0, 5)) await setStatus(name, new Date());
     await new Promise((resolve) => setTimeout(resolve, 2500));
-    const { informer, pages } = recordingInformer({ pageSize: 50, firstWatchFrom: '1' });
+    const { informer, pages } = recordingInformer({ pageSize: 50, initialSync: 'list', oldWatch: { from: '1', nth: 1 } });
     await informer.start();
     // Created after the first list: only a relist (or a working watch) can bring it in.
     const late = `cache-${group}-late`;
@@ -146,6 +161,27 @@ describe('the controller cache on the real API server', () => {
     expect(pages.length).toBeGreaterThanOrEqual(6);
     expect(pages.every((p) => p.items <= 50)).toBe(true);
     expect(informer.size).toBe(121);
+    await core.deleteNode({ name: late });
+  });
+
+  it('a watch that lost events (410 Gone) relists by a new streaming list and converges on what changed meanwhile', async () => {
+    for (const name of names.slice(0, 5)) await setStatus(name, new Date());
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const { informer, pages, streams } = recordingInformer({ pageSize: 50, initialSync: 'watchList', oldWatch: { from: '1', nth: 2 } });
+    await informer.start();
+    // The connection drops; the watch after it starts from long ago and meets 410 Gone.
+    (await streams[0]?.opened)?.abort();
+    const late = `cache-${group}-late2`;
+    await core.createNode({ body: kubeletNode(late) });
+    await eventually('the relist to bring the late node in', async () => (informer.get(late) ? true : undefined), 20_000);
+    await informer.stop();
+    expect(streams[1]?.params).toMatchObject({ resourceVersion: '1' });
+    expect(streams[1]?.params.sendInitialEvents).toBeUndefined();
+    expect(streams[2]?.params).toMatchObject({ sendInitialEvents: 'true' });
+    expect(informer.stats.relists).toBeGreaterThanOrEqual(1);
+    expect(pages).toEqual([]);
+    expect(informer.size).toBe(121);
+    await core.deleteNode({ name: late });
   });
 });
 

@@ -48,6 +48,8 @@ class MemoryApiServer {
       throw new Error(`unexpected ${method} ${path}`);
     },
     watch: (path: string, onEvent: (event: { type: string; object: V1Node }) => void, options: { signal?: AbortSignal; onOpen?: () => void }): Promise<void> => {
+      // An API server without the streaming list, as one with the WatchList feature gate off answers.
+      if (path.includes('sendInitialEvents=true')) return Promise.reject(new KubeApiError(`GET ${path}: 422 sendInitialEvents is forbidden`, 422, 'Invalid'));
       options.onOpen?.();
       if (path.startsWith('/api/v1/nodes')) this.nodeWatchers.add(onEvent);
       return new Promise((_, reject) =>

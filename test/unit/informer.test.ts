@@ -63,7 +63,7 @@ class ScriptedWatch {
   }
 }
 
-function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number } = {}) {
+function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number; initialSync?: 'watchList' | 'list' } = {}) {
   const watch = new ScriptedWatch();
   let clock = 1_000_000;
   const sleeps: number[] = [];
@@ -73,6 +73,7 @@ function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number 
   const listFailures: unknown[] = [];
   let pages = options.pages ?? (() => [{ items: [obj('a', 1), obj('b', 2)], metadata: { resourceVersion: '10' } }]);
   const errors: Array<{ what: string; err: unknown }> = [];
+  const fallbacks: unknown[] = [];
   const informer: Informer<Obj, Obj> = new Informer<Obj, Obj>({
     name: 'objs',
     path: '/api/v1/objs',
@@ -91,6 +92,8 @@ function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number 
     transform: (o) => o,
     resourceVersion: (o) => o.metadata.resourceVersion,
     pageSize: options.pageSize ?? 500,
+    ...(options.initialSync ? { initialSync: options.initialSync } : {}),
+    onWatchListFallback: (reason) => fallbacks.push(reason),
     now: () => clock,
     random: () => 0.5,
     sleep: async (ms) => {
@@ -114,6 +117,7 @@ function setup(options: { pages?: () => Array<ListPage<Obj>>; pageSize?: number 
     lists,
     listFailures,
     errors,
+    fallbacks,
     seen,
     advance: (ms: number) => (clock += ms),
     setPages: (p: () => Array<ListPage<Obj>>) => (pages = p),
@@ -269,6 +273,116 @@ describe('informer: a Node cache that survives the API server', () => {
     await t.informer.stop();
     expect(first.aborted).toBe(true);
     expect(t.watch.calls).toHaveLength(1);
+  });
+});
+
+/** The bookmark that ends a streaming list's initial events. */
+const initialEventsEnd = (rv: number) => ({ metadata: { resourceVersion: String(rv), annotations: { 'k8s.io/initial-events-end': 'true' } } });
+
+describe('informer: the streaming initial list (WatchList), with paged LISTs as the fallback', () => {
+  it('fills the cache from one watch with sendInitialEvents=true and no LIST, synced only at the initial-events-end bookmark, then keeps watching on the same stream', async () => {
+    const t = setup({ initialSync: 'watchList' });
+    let synced = false;
+    const started = t.informer.start().then(() => (synced = true));
+    const stream = await t.watch.nth(0);
+    expect(stream.params).toMatchObject({ sendInitialEvents: 'true', resourceVersionMatch: 'NotOlderThan', allowWatchBookmarks: 'true' });
+    expect(stream.params.resourceVersion).toBeUndefined();
+    stream.send('ADDED', obj('a', 1));
+    stream.send('ADDED', obj('b', 2));
+    // A bookmark without the annotation is progress, not the end of the initial events.
+    stream.send('BOOKMARK', { metadata: { resourceVersion: '5' } });
+    await tick();
+    expect(synced).toBe(false);
+    expect(t.informer.hasSynced()).toBe(false);
+    expect(t.informer.size).toBe(0);
+    expect(t.informer.staleForMs()).toBe(Number.POSITIVE_INFINITY);
+    stream.send('BOOKMARK', initialEventsEnd(7));
+    await started;
+    expect(t.informer.hasSynced()).toBe(true);
+    expect(t.informer.staleForMs()).toBe(0);
+    expect(t.seen).toEqual(['add a', 'add b']);
+    stream.send('MODIFIED', obj('a', 8, 'changed'));
+    expect(t.informer.get('a')?.value).toBe('changed');
+    expect(t.lists).toEqual([]);
+    expect(t.watch.calls).toHaveLength(1);
+    // The watch goes on from the bookmark's resourceVersion, or later.
+    stream.end();
+    expect((await t.watch.nth(1)).params).toMatchObject({ resourceVersion: '8' });
+    expect((await t.watch.nth(1)).params.sendInitialEvents).toBeUndefined();
+    await t.informer.stop();
+  });
+
+  it('falls back to paged LISTs when the API server refuses sendInitialEvents, says so once, and stays on them for every relist', async () => {
+    const t = setup({ initialSync: 'watchList' });
+    t.watch.refuse.push(new KubeApiError('GET /api/v1/objs: 422 sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled', 422, 'Invalid'));
+    await t.informer.start();
+    expect(t.lists).toEqual([{ limit: 500 }]);
+    expect(t.informer.size).toBe(2);
+    // A refused watch is answered before any stream: the first stream is the plain watch after the list.
+    const watch = await t.watch.nth(0);
+    expect(watch.params.sendInitialEvents).toBeUndefined();
+    watch.send('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+    watch.end();
+    const next = await t.watch.nth(1);
+    expect(next.params.sendInitialEvents).toBeUndefined();
+    expect(t.lists).toHaveLength(2);
+    expect(t.fallbacks).toHaveLength(1);
+    expect(t.errors).toEqual([]);
+    await t.informer.stop();
+  });
+
+  it('falls back to paged LISTs when the stream ends before the initial-events-end bookmark, discarding what it sent', async () => {
+    const t = setup({ initialSync: 'watchList' });
+    const started = t.informer.start();
+    const stream = await t.watch.nth(0);
+    stream.send('ADDED', obj('x', 1));
+    stream.end();
+    await started;
+    expect(t.lists).toEqual([{ limit: 500 }]);
+    expect(t.informer.list().map((o) => o.metadata.name).sort()).toEqual(['a', 'b']);
+    expect(t.fallbacks).toHaveLength(1);
+    await t.informer.stop();
+  });
+
+  it('streams again after a refused connection (the API server restarting), with backoff, rather than giving up on the streaming list', async () => {
+    const t = setup({ initialSync: 'watchList' });
+    t.watch.refuse.push(refused);
+    const started = t.informer.start();
+    const stream = await t.watch.nth(0);
+    expect(stream.params.sendInitialEvents).toBe('true');
+    stream.send('ADDED', obj('a', 1));
+    stream.send('BOOKMARK', initialEventsEnd(3));
+    await started;
+    expect(t.sleeps).toEqual([600]);
+    expect(t.lists).toEqual([]);
+    expect(t.fallbacks).toEqual([]);
+    await t.informer.stop();
+  });
+
+  it('relists by a new stream after 410 Gone, from no resourceVersion, and emits deletes for objects that went away meanwhile', async () => {
+    const t = setup({ initialSync: 'watchList' });
+    const started = t.informer.start();
+    const first = await t.watch.nth(0);
+    first.send('ADDED', obj('a', 1));
+    first.send('ADDED', obj('b', 2));
+    first.send('BOOKMARK', initialEventsEnd(10));
+    await started;
+    first.send('ERROR', { kind: 'Status', code: 410, reason: 'Expired' });
+    first.end();
+    const second = await t.watch.nth(1);
+    expect(second.params.sendInitialEvents).toBe('true');
+    expect(second.params.resourceVersion).toBeUndefined();
+    second.send('ADDED', obj('a', 20));
+    second.send('ADDED', obj('c', 21));
+    // Until the bookmark the old cache is served as it was.
+    expect(t.informer.get('b')).toBeDefined();
+    second.send('BOOKMARK', initialEventsEnd(30));
+    expect(t.informer.get('b')).toBeUndefined();
+    expect(t.seen).toEqual(expect.arrayContaining(['delete b', 'add c', 'update a']));
+    expect(t.informer.stats.relists).toBe(1);
+    expect(t.lists).toEqual([]);
+    expect(t.errors).toEqual([]);
+    await t.informer.stop();
   });
 });
 
