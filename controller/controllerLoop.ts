@@ -9,7 +9,7 @@ import { decide, type RemediationDecision, type SkipRule } from './decide.js';
 import { FleetIndex, nodeContribution, type Contribution } from './fleet.js';
 import { parseFleetMemory, serializeFleetMemory } from './fleetMemory.js';
 import type { FleetSnapshot } from './fleetView.js';
-import { Informer, kubeLister, kubeWatchSource } from './informer.js';
+import { Informer, eventSource, kubeLister, kubeWatchSource } from './informer.js';
 import { PlatformEventTrust, platformEventWatches } from './platformEvents.js';
 import { slimNode, type SlimKeep } from './slimNode.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -171,14 +171,8 @@ export class ControllerLoop {
       const name = `events ${namespace} source=${source}`;
       const informer = new Informer<CoreV1Event, CoreV1Event>({
         name,
-        path,
-        // Events get no bookmarks: the stream is trusted until its own server-side timeout.
-        watch: kubeWatchSource(client),
-        list: kubeLister<CoreV1Event>(client, path, { fieldSelector }),
-        watchParams: { fieldSelector },
-        key: (e) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
+        ...eventSource(client, path, fieldSelector),
         transform: (e) => e,
-        resourceVersion: (e) => e.metadata?.resourceVersion,
         onError: onError(name),
         now: this.now,
       });

@@ -1,7 +1,7 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeClient } from '../common/kube/kubeClient.js';
-import { Informer, kubeLister, kubeWatchSource } from './informer.js';
+import { Informer, eventSource } from './informer.js';
 import { timelineEntry, type TimelineEntry } from './fleetView.js';
 
 /**
@@ -19,14 +19,8 @@ export class FleetEvents {
     const path = `/api/v1/namespaces/${namespace}/events`;
     this.informer = new Informer<CoreV1Event, TimelineEntry>({
       name,
-      path,
-      // Events get no bookmarks: the stream is trusted until its own server-side timeout.
-      watch: kubeWatchSource(client),
-      list: kubeLister<CoreV1Event>(client, path, { fieldSelector }),
-      watchParams: { fieldSelector },
-      key: (e) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
+      ...eventSource(client, path, fieldSelector),
       transform: (e) => ({ ...timelineEntry(e), message: (e.message ?? '').slice(0, 300) }),
-      resourceVersion: (e) => e.metadata?.resourceVersion,
       onError: (err, during) => log.warn({ err: (err as Error).message, informer: name, during }, 'fleet page event watch failed; retrying with backoff'),
     });
   }

@@ -1,3 +1,4 @@
+import type { CoreV1Event } from '@kubernetes/client-node';
 import { KubeApiError, withQuery, type KubeClient } from '../common/kube/kubeClient.js';
 import { sleepUnlessAborted } from '../common/sleep.js';
 
@@ -437,4 +438,17 @@ export function kubeWatchSource(client: KubeClient, options: { idleTimeoutMs?: n
 /** Lists a collection through the KubeClient, one page per call; `maxBytes` bounds a page's reply. */
 export function kubeLister<T>(client: KubeClient, path: string, params: Record<string, string | undefined>, maxBytes?: number): InformerOptions<T, unknown>['list'] {
   return (page) => client.request<ListPage<T>>('GET', withQuery(path, { ...params, limit: page.limit, continue: page.continue }), maxBytes === undefined ? {} : { maxBytes });
+}
+
+/** What every Events informer shares: the collection, its field selector, the Event's key and version. */
+export function eventSource(client: KubeClient, path: string, fieldSelector: string) {
+  return {
+    path,
+    // Events get no bookmarks: the stream is trusted until its own server-side timeout.
+    watch: kubeWatchSource(client),
+    list: kubeLister<CoreV1Event>(client, path, { fieldSelector }),
+    watchParams: { fieldSelector },
+    key: (e: CoreV1Event) => (e.metadata?.name ? `${e.metadata.namespace ?? ''}/${e.metadata.name}` : undefined),
+    resourceVersion: (e: CoreV1Event) => e.metadata?.resourceVersion,
+  };
 }
