@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log.js';
 import type { AgentConfig } from './config/schema.js';
 import { ConditionEngine, type ConditionRule } from './conditions/conditionEngine.js';
 import { conditionTypeByProbe, type ProbeName } from '../common/contract.js';

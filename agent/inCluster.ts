@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log.js';
 import type { Agent } from './agent.js';
 import type { AgentConfig } from './config/schema.js';
 import { ConfigError } from '../common/config/configError.js';

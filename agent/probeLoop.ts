@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log.js';
 import { ConditionEngine, type Observation, type ProblemEvent } from './conditions/conditionEngine.js';
 import { engineReasons } from '../common/contract.js';
 import type { Monitor } from './monitors/monitor.js';

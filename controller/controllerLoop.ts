@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { CoreV1Event, V1Node, V1Taint } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log.js';
 import { keys } from '../common/contract.js';
 import { KubeApiError, type KubeClient } from '../common/kube/kubeClient.js';
 import type { ControllerConfig } from './config/controllerConfig.js';

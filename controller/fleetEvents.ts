@@ -1,5 +1,5 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import type { Logger } from '../common/log.js';
 import type { KubeClient } from '../common/kube/kubeClient.js';
 import { Informer, eventSource } from './informer.js';
 import { timelineEntry, type TimelineEntry } from './fleetView.js';

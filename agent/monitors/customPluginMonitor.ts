@@ -1,6 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { ConditionRule } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
 import type { Monitor, MonitorSink } from './monitor.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { BootFacts, ConditionRule } from '../conditions/conditionEngine.js';
 import { clearedReasons, engineReasons, logMonitorConditionTypes } from '../../common/contract.js';
 import { ProcFileError } from '../probes/procFiles.js';

@@ -1,4 +1,4 @@
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { AgentConfig } from '../config/schema.js';
 import { restartConditionTypes } from '../../common/contract.js';
 import { CustomPluginMonitor, pluginMonitorName } from './customPluginMonitor.js';

@@ -1,6 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { ConditionRule } from '../conditions/conditionEngine.js';
 import { engineReasons } from '../../common/contract.js';
 import { ProcFileError, readProcFile } from '../probes/procFiles.js';

@@ -1,5 +1,5 @@
 import type { V1NodeCondition } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { ConditionEngine, ConditionType, NodeCondition, Observation, ProblemEvent } from '../conditions/conditionEngine.js';
 import { ownedConditionTypes } from '../../common/contract.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';

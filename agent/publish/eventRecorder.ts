@@ -1,5 +1,5 @@
 import type { CoreV1Event } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import { nodeEvent } from '../../common/kube/nodeEvent.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError } from '../../common/kube/kubeClient.js';

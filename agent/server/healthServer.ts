@@ -2,7 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import { http } from '../../common/nodeHttp.js';
-import type { Logger } from 'pino';
+import type { Logger } from '../../common/log.js';
 import type { NodeCondition, ProblemEvent } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
 import { renderCondition, renderEvent, renderResult } from '../renderState.js';

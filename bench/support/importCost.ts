@@ -45,14 +45,14 @@ export function measureImportCost(node: string, nodeFlags: string[], steps: Arra
 }
 
 /**
- * What the running agent imports, in its order: its runtime packages, then its own modules;
+ * What the running agent imports, in its order: its one runtime package, then its own modules;
  * last, two that it loads only on demand (ws, on the first /stream client) or only in its
  * short-lived config-check child (yaml and zod), to show what keeping them out saves.
  */
 export function agentImportSteps(repoRoot: string): Array<[string, string]> {
   const dist = (path: string) => pathToFileURL(join(repoRoot, 'dist', path)).href;
   return [
-    ...['dns-packet', 'pino', 'prom-client'].map((name): [string, string] => [name, import.meta.resolve(name)]),
+    ['dns-packet', import.meta.resolve('dns-packet')],
     ['agent modules (standalone)', dist('agent/agent.js')],
     ['probe registry', dist('agent/probes/registry.js')],
     ['in-cluster wiring (publisher, kube client)', dist('agent/inCluster.js')],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import type { ProbeResult } from '../../agent/probes/probe.js';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 import { buildProbes } from '../../agent/probes/registry.js';
@@ -103,7 +103,7 @@ describe('condition engine hysteresis', () => {
     const { probes } = buildProbes(config);
     const rules = probes.map((p) => ({ type: conditionTypeByProbe[p.name as ProbeName], probe: p.name, failureThreshold: 1, recoveryThreshold: 1 }));
     const engine = new ConditionEngine(rules, 0);
-    const loop = new ProbeLoop(probes, engine, pino({ level: 'silent' }));
+    const loop = new ProbeLoop(probes, engine, jsonLogger({ level: 'silent' }));
     await Promise.all(probes.map((p) => loop.sample(p)));
     expect(probes.map((p) => p.name).sort()).toEqual(['cpu', 'diskIO', 'memory', 'pid']);
     for (const condition of engine.list()) {

@@ -1,5 +1,5 @@
 import type { CoreV1Event, V1NodeCondition } from '@kubernetes/client-node';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConditionEngine, type Observation } from '../../agent/conditions/conditionEngine.js';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
@@ -7,7 +7,7 @@ import { KubeApiError } from '../../common/kube/kubeClient.js';
 import { ConditionPublisher } from '../../agent/publish/conditionPublisher.js';
 import { EventRecorder } from '../../agent/publish/eventRecorder.js';
 
-const log = pino({ level: 'silent' });
+const log = jsonLogger({ level: 'silent' });
 const refused = () => new KubeApiError('connect ECONNREFUSED', 0, 'ECONNREFUSED');
 
 /** An API server that can be down; records when each write arrived (on the fake clock). */

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConditionEngine, type ProblemEvent } from '../../agent/conditions/conditionEngine.js';
 import { CustomPluginMonitor, cutBytes, drainBytes, outputReadBytes, runPlugin } from '../../agent/monitors/customPluginMonitor.js';
@@ -13,7 +13,7 @@ import { ProbeLoop } from '../../agent/probeLoop.js';
  * the agent runs them (no fake of spawn). Timeouts are real: they are short, and the scripts
  * they kill sleep far longer, so a loaded machine does not change the outcome.
  */
-const log = pino({ level: 'silent' });
+const log = jsonLogger({ level: 'silent' });
 const dir = mkdtempSync(join(tmpdir(), 'nodepulse-plugins-'));
 const loops: ProbeLoop[] = [];
 afterEach(() => {

@@ -7,7 +7,7 @@ import { agentConfigSchema, type AgentConfig } from '../../agent/config/schema.j
 import { buildDnsChecks, dnsSettingsFromConfig } from '../../agent/probes/dnsChecks.js';
 import { DnsProbe } from '../../agent/probes/dnsProbe.js';
 import { parseResolvConf, readResolvConf, type ResolvConf } from '../../agent/probes/resolvConf.js';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 import { TestDnsServer } from '../support/dnsServer.js';
@@ -335,7 +335,7 @@ describe('DNS probe', () => {
     cluster.setMode('timeout');
     const dns = { ...config('azure', { azureDNS: upstream.address, clusterDNS: cluster.address }).probes.dns, intervalSeconds: 1, timeoutMs: 2000 };
     const p = new DnsProbe('azure', dns);
-    const loop = new ProbeLoop([p], new ConditionEngine([], 0), pino({ level: 'silent' }));
+    const loop = new ProbeLoop([p], new ConditionEngine([], 0), jsonLogger({ level: 'silent' }));
     const sample = await loop.sample(p);
     expect(sample).toMatchObject({ healthy: false, reason: 'ClusterDNSTimeout' });
     expect(sample.figures.checks).toMatchObject({ Upstream: { outcome: 'ok' }, ClusterDNS: { outcome: 'timeout', detail: 'no reply within 2000 ms over UDP' } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import type { CoreV1Event } from '@kubernetes/client-node';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
 import { KubeApiError } from '../../common/kube/kubeClient.js';
@@ -30,7 +30,7 @@ function recorder(api: FakeEventsApi, clock: { t: number }, overrides = {}) {
   return new EventRecorder(
     api as unknown as AgentKubeApi,
     { nodeName: 'node-a', nodeUid: 'uid-1', component: 'nodepulse-agent', burst: 3, perMinute: 6, dedupWindowMs: 600_000, maxQueued: 5, ...overrides },
-    pino({ level: 'silent' }),
+    jsonLogger({ level: 'silent' }),
     () => clock.t,
   );
 }

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import WebSocket from 'ws';
 import type { NodeCondition, ProblemEvent } from '../../agent/conditions/conditionEngine.js';
 import { HealthServer, type EndpointLimits, type HealthSource } from '../../agent/server/healthServer.js';
 import type { ProbeResult } from '../../agent/probes/probe.js';
 
-const log = pino({ level: 'silent' });
+const log = jsonLogger({ level: 'silent' });
 const condition: NodeCondition = { type: 'DNSProblem', status: 'False', reason: 'DNSHealthy', message: 'all good', lastTransitionTime: 0 };
 const dnsResult: ProbeResult = { probe: 'dns', at: 0, durationMs: 3, healthy: true, reason: 'DNSHealthy', message: 'ok', figures: { latencyMs: 3 } };
 

@@ -1,7 +1,7 @@
 import { appendFileSync, close, fstat, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConditionEngine, type Observation, type ProblemEvent } from '../../agent/conditions/conditionEngine.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
@@ -13,7 +13,7 @@ import type { LogRuleSet } from '../../agent/monitors/logRules.js';
 import { ruleSetFrom } from '../../agent/monitors/ruleFile.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
 
-const log = pino({ level: 'silent' });
+const log = jsonLogger({ level: 'silent' });
 const fixtures = join(import.meta.dirname, '../fixtures/npd');
 const npdFile = (name: string) => JSON.parse(readFileSync(join(fixtures, name), 'utf8')) as unknown;
 const builtin = (name: keyof typeof builtinRuleSets) => ruleSetFrom(builtinRuleSets[name], `built-in ${name}`);

@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { describe, expect, it } from 'vitest';
 import { ConditionEngine } from '../../agent/conditions/conditionEngine.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
@@ -28,7 +28,7 @@ describe('the konnectivity probe with the path cut', () => {
   it('in the probe loop, reads as KonnectivityTimeout (a node problem with figures), not as a probe error', async () => {
     const config = agentConfigSchema.parse({ nodeName: 'n1', probes: { konnectivity: { intervalSeconds: 1, timeoutMs: 900, podName: 'agent-x', podNamespace: 'nodepulse' } } });
     const probe = new KonnectivityProbe(config.probes.konnectivity, cutOff(), new KonnectivityEcho(60_000), 20258);
-    const loop = new ProbeLoop([probe], new ConditionEngine([], 0), pino({ level: 'silent' }));
+    const loop = new ProbeLoop([probe], new ConditionEngine([], 0), jsonLogger({ level: 'silent' }));
     try {
       const sample = await loop.sample(probe);
       expect(sample).toMatchObject({ healthy: false, reason: 'KonnectivityTimeout', figures: { outcome: 'timeout' } });
@@ -42,7 +42,7 @@ describe('the konnectivity probe with the path cut', () => {
     const denied = () => Promise.reject(new KubeApiError("cannot read the token /var/run/secrets/kubernetes.io/serviceaccount/token: EACCES: permission denied", 0, tokenUnreadable));
     const api = { getDeployment: denied, proxyGetPod: denied } as unknown as AgentKubeApi;
     const probe = new KonnectivityProbe(config.probes.konnectivity, api, new KonnectivityEcho(60_000), 20258);
-    const loop = new ProbeLoop([probe], new ConditionEngine([], 0), pino({ level: 'silent' }));
+    const loop = new ProbeLoop([probe], new ConditionEngine([], 0), jsonLogger({ level: 'silent' }));
     try {
       const sample = await loop.sample(probe);
       expect(sample).toMatchObject({ healthy: false, reason: 'ProbeReadError', figures: { outcome: 'tokenUnreadable' } });

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConditionEngine, type ProblemEvent } from '../../agent/conditions/conditionEngine.js';
 import { agentConfigSchema } from '../../agent/config/schema.js';
@@ -59,7 +59,7 @@ describe('NPD custom-plugin-monitor files', () => {
     const parsed = parse({ files: [file(npdCustomPluginMonitor)] });
     const set = parsed.success ? parsed.data.monitors.customPlugins.sets[0] : undefined;
     if (!set) throw new Error(issues(parsed).join('\n'));
-    const log = pino({ level: 'silent' });
+    const log = jsonLogger({ level: 'silent' });
     const monitor = new CustomPluginMonitor(set, log);
     const engine = new ConditionEngine(monitor.rules, Date.now());
     const loop = new ProbeLoop([], engine, log, [monitor]);

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { describe, expect, it } from 'vitest';
 import type { AgentKubeApi } from '../../agent/kube/agentKubeApi.js';
 import type { EventRecorder } from '../../agent/publish/eventRecorder.js';
@@ -32,7 +32,7 @@ function agentOn(procRoot: string, code = 0) {
     'node-a',
     procRoot,
     recorder,
-    pino({ level: 'silent' }),
+    jsonLogger({ level: 'silent' }),
     async (command) => {
       runs.push([...command]);
       return { code, output: code === 0 ? '' : 'permission denied' };

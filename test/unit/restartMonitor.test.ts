@@ -2,11 +2,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { jsonLogger } from '../../common/log.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RestartMonitor, startTicks } from '../../agent/monitors/restartMonitor.js';
 
-const log = pino({ level: 'silent' });
+const log = jsonLogger({ level: 'silent' });
 const children: ChildProcess[] = [];
 afterEach(() => {
   for (const child of children.splice(0)) child.kill('SIGKILL');
@@ -80,7 +80,7 @@ describe('frequent restarts, from process start times in /proc (no journald, no 
     const dir = mkdtempSync(join(tmpdir(), 'nodepulse-restarts-both-'));
     writeFileSync(join(dir, 'uptime'), '1000.00 10.00\n');
     const scans: string[] = [];
-    const counting = pino({ level: 'debug' }, { write: (line: string) => void (JSON.parse(line).msg === 'scanned /proc for the watched processes' && scans.push(line)) });
+    const counting = jsonLogger({ level: 'debug', destination: { write: (line: string) => void (JSON.parse(line).msg === 'scanned /proc for the watched processes' && scans.push(line)) } });
     const watches = [
       { condition: 'FrequentKubeletRestart', process: 'kubelet' },
       { condition: 'FrequentContainerdRestart', process: 'containerd' },
