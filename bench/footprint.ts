@@ -24,6 +24,7 @@ import {
   startNodeProblemDetector,
   startNodeProblemDetectorAsShipped,
 } from './support/nodeProblemDetector.js';
+import { startNodeFloor } from './support/nodeFloor.js';
 import { realNodeAgentFootprint } from './support/realNodeFootprint.js';
 
 /**
@@ -72,9 +73,10 @@ const MONITOR_TYPES = ['KernelDeadlock', 'ReadonlyFilesystem', 'FrequentKubeletR
 /** NPD's exporter publishes its kernel and read-only monitors' conditions. */
 const NPD_TYPES = ['KernelDeadlock', 'ReadonlyFilesystem'];
 const NPD_NODE = 'npd-node';
+const NODE_FLOOR = "Node alone with the agent's builtins";
 
 interface Contender extends FootprintRow {
-  mode: 'npd' | 'standalone' | 'in-cluster';
+  mode: 'npd' | 'standalone' | 'in-cluster' | 'floor';
   process: BenchProcess;
   /** Distinct DNS query name and how often it asks, so the DNS server's log shows it did its lookups. */
   dns?: { query: string; everySeconds: number };
@@ -154,6 +156,14 @@ export async function runFootprint(options: BenchOptions) {
         verify: async () => [...(await agentDnsCondition(agent.baseUrl)), ...(await publishedConditions(inCluster.cluster, agent.nodeName, types, mustBeFalse))],
       });
     }
+    const floor = startNodeFloor({ dir, nodeFlags: SHIPPED_FLAGS });
+    contenders.push({
+      name: NODE_FLOOR,
+      reference: NPD_SHIPPED,
+      mode: 'floor',
+      process: floor.process,
+      verify: async () => (floor.process.running ? [] : [`${NODE_FLOOR} exited: ${floor.process.logTail()}`]),
+    });
 
     const prometheusPort = await freeLoopbackPort();
     const npd = startNodeProblemDetector({
@@ -205,7 +215,7 @@ export async function runFootprint(options: BenchOptions) {
     const figures: Record<string, FootprintFigures & { mode: Contender['mode'] }> = {};
     for (const c of contenders) figures[c.name] = { mode: c.mode, ...footprintFigures(series[c.name] ?? [], WARMUP_SECONDS) };
     const rows: FootprintRow[] = contenders.map(({ name, reference }) => (reference === undefined ? { name } : { name, reference }));
-    return { durationSeconds, figures, rows, dir, load: { before: loadBefore, after: loadAfter }, runtime };
+    return { durationSeconds, figures, rows, dir, load: { before: loadBefore, after: loadAfter }, runtime, floorBuiltins: floor.builtins };
   } finally {
     for (const c of contenders) await c.process.stop();
     for (const step of cleanup.reverse()) await step();
@@ -225,6 +235,7 @@ export async function main(options: BenchOptions): Promise<void> {
     `\nFootprint, ${run.durationSeconds} s side by side; load average ${load(run.load.before)} at the start, ${load(run.load.after)} at the end.\n` +
       `NPD as shipped: kernel-monitor.json + readonly-monitor.json on /dev/kmsg, system-stats monitor (every ${NPD_SHIPPED_STATS_INTERVAL_SECONDS} s, osFeature left out), k8s exporter.\n` +
       `In-cluster agents: every probe at its default interval, kernel + restart monitors as shipped (unless "monitors off"), publishing to the same kube-apiserver; ${runtimeNote}.\n` +
+      `${NODE_FLOOR}: the DaemonSet's Node with its flags, loading ${run.floorBuiltins.join(', ')} (what dist/agent/cli.js imports) and running nothing: the runtime's share of a ratio.\n` +
       `NPD doing the standalone work and standalone agents: every ${INTERVAL_SECONDS} s cpu, memory, disk stats + 1 DNS lookup (local server). Ratios: to the row named in "compared with".\n` +
       renderTable(footprintHeader, footprintRows(run.rows, run.figures)),
   );
@@ -232,9 +243,12 @@ export async function main(options: BenchOptions): Promise<void> {
   const inCluster = figures(IN_CLUSTER);
   const standalone = figures(STANDALONE);
   const npdWork = figures(NPD_STANDALONE_WORK);
+  const floor = figures(NODE_FLOOR);
   const goals = [
     ratioGoal('issue 16: in-cluster steady RSS / NPD as shipped', inCluster.steadyRssMiB, npdShipped.steadyRssMiB, RSS_RATIO_GOAL),
     ratioGoal('issue 16: in-cluster steady anon / NPD as shipped', inCluster.steadyAnonMiB, npdShipped.steadyAnonMiB, ANON_RATIO_GOAL),
+    ratioGoal(`the same goals for ${NODE_FLOOR}: RSS / NPD as shipped`, floor.steadyRssMiB, npdShipped.steadyRssMiB, RSS_RATIO_GOAL),
+    ratioGoal(`the same goals for ${NODE_FLOOR}: anon / NPD as shipped`, floor.steadyAnonMiB, npdShipped.steadyAnonMiB, ANON_RATIO_GOAL),
     absoluteGoal('in-cluster steady RSS', inCluster.steadyRssMiB, RSS_BUDGET_MIB),
     ratioGoal("issue 7: standalone steady RSS / NPD doing its work", standalone.steadyRssMiB, npdWork.steadyRssMiB, 1),
     ratioGoal("issue 7: standalone CPU / NPD doing its work", standalone.cpuSecondsPerHour, npdWork.cpuSecondsPerHour, 0.5),

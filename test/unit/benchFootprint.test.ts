@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDuration } from '../../bench/support/benchOptions.js';
 import { footprintFigures, type Sample } from '../../bench/support/footprintSampler.js';
+import { builtinsLoadedBy } from '../../bench/support/nodeFloor.js';
 import { parseStat, sampleTree } from '../../bench/support/processTree.js';
 
 const MiB = 1024;
@@ -13,6 +16,19 @@ function sample(at: number, rssMiB: number, cpuSeconds: number): Sample {
 }
 
 describe('footprint benchmark figures', () => {
+  it("the Node-floor row loads the builtins the agent's modules import at start, node:http through createRequire included, and not the lazy import()s", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'floor-'));
+    try {
+      mkdirSync(join(dir, 'probes'));
+      writeFileSync(join(dir, 'cli.js'), "import { parseArgs } from 'node:util';\nimport { Agent } from './agent.js';\nimport './probes/dns.js';\nexport { x } from './agent.js';\n");
+      writeFileSync(join(dir, 'agent.js'), "import { createRequire } from 'node:module';\nexport const http = createRequire(import.meta.url)('node:http');\nimport * as dns from 'dns-packet';\nexport class Agent {}\n");
+      writeFileSync(join(dir, 'probes', 'dns.js'), "import { createSocket } from 'node:dgram';\nimport { Agent } from '../agent.js';\nconst http2 = () => import('node:http2');\n");
+      expect(builtinsLoadedBy(join(dir, 'cli.js'))).toEqual(['node:dgram', 'node:http', 'node:module', 'node:util']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads CPU ticks and parent from a stat line whose command name holds spaces and parentheses', () => {
     const line = '4242 (my (odd) name) S 17 4242 4242 0 -1 4194560 100 0 0 0 250 50 30 20 20 0 1 0 100 1000 50';
     expect(parseStat(line)).toEqual({ pid: 4242, ppid: 17, ownTicks: 300, reapedChildTicks: 50 });
