@@ -9,7 +9,7 @@ import { describeInventory, nodeInventory } from './nodeInventory.js';
 import { buildMonitors } from './monitors/registry.js';
 import { buildProbes } from './probes/registry.js';
 import { dropPrivileges } from './privileges.js';
-import { runCli } from '../common/cliRunner.js';
+import { flushOutput, runCli } from '../common/cliRunner.js';
 
 const usage = `Usage: nodepulse-agent [--config FILE] [--once [--output table|json] | --check-config]
 
@@ -101,8 +101,12 @@ async function main(): Promise<number> {
     await agent.stop();
   }
   // A read of /dev/kmsg waits in the kernel for the next record on a libuv thread, which
-  // process.exit() would wait to join: end by the signal that asked, its default action.
-  if (monitors.length > 0) process.kill(process.pid, signal);
+  // process.exit() would wait to join: end by the signal that asked, its default action, once
+  // the last log lines are out.
+  if (monitors.length > 0) {
+    await flushOutput();
+    process.kill(process.pid, signal);
+  }
   return 0;
 }
 

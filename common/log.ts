@@ -41,16 +41,59 @@ const isErrorLike = (value: unknown): value is Error => typeof value === 'object
 /** The error and its causes, first to last, each once (a cause chain can loop). */
 function causeChain(err: Error): Error[] {
   const chain: Error[] = [];
-  for (let at: unknown = err; isErrorLike(at) && !chain.includes(at); at = at.cause) chain.push(at);
+  const seen = new Set<unknown>();
+  for (let at: unknown = err; isErrorLike(at) && !seen.has(at); at = at.cause) {
+    seen.add(at);
+    chain.push(at);
+  }
   return chain;
+}
+
+/** Objects nested deeper than this are written as "[Object]" / "[Array]": a log line stays a line. */
+const MAX_DEPTH = 10;
+
+const unwritable = (err: unknown) => `[unable to serialize: ${err instanceof Error ? err.message : String(err)}]`;
+
+/**
+ * A value JSON.stringify writes without throwing: a field that cannot be read or written (a
+ * throwing getter or toJSON) becomes "[unable to serialize: ...]" and costs only itself; an
+ * object inside itself "[Circular]" (an object met twice side by side is written twice, as
+ * pino does); bigints strings; errors as pino's `err` serializer writes them.
+ */
+function plain(value: unknown, ancestors: Set<object>, depth: number): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object' || value === null) return value;
+  if (ancestors.has(value)) return '[Circular]';
+  if (depth >= MAX_DEPTH) return Array.isArray(value) ? '[Array]' : '[Object]';
+  ancestors.add(value);
+  try {
+    if (isErrorLike(value) && value instanceof Error) return plain(errorFields(value), ancestors, depth);
+    const toJSON = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === 'function') return plain(toJSON.call(value), ancestors, depth + 1);
+    if (Array.isArray(value)) return value.map((item) => field(() => item, ancestors, depth + 1));
+    const out: Fields = {};
+    for (const key of Object.keys(value)) out[key] = field(() => (value as Fields)[key], ancestors, depth + 1);
+    return out;
+  } finally {
+    ancestors.delete(value);
+  }
+}
+
+function field(read: () => unknown, ancestors: Set<object>, depth: number): unknown {
+  try {
+    return plain(read(), ancestors, depth);
+  } catch (err) {
+    return unwritable(err);
+  }
 }
 
 /**
  * As pino's std `err` serializer writes an error, so alerts on its fields keep working: type,
  * the messages of the cause chain joined by ": ", the stacks joined by "caused by: ", the errors
- * of an AggregateError, and the error's own fields (code, errno, syscall, ...).
+ * of an AggregateError, and the error's enumerable properties, inherited ones too (code, errno,
+ * syscall; a DOMException's name and code).
  */
-function serializeError(err: Error): Fields {
+function errorFields(err: Error): Fields {
   const chain = causeChain(err);
   const out: Fields = {
     type: typeof err.constructor === 'function' ? err.constructor.name : err.name,
@@ -58,34 +101,37 @@ function serializeError(err: Error): Fields {
     stack: chain.map((e) => e.stack ?? '').join('\ncaused by: '),
   };
   const errors = (err as Error & { errors?: unknown }).errors;
-  if (Array.isArray(errors)) out.aggregateErrors = errors.map((e: unknown) => (isErrorLike(e) ? serializeError(e) : e));
-  for (const key of Object.keys(err)) {
+  if (Array.isArray(errors)) out.aggregateErrors = errors;
+  for (const key in err) {
+    if (out[key] !== undefined) continue;
     const value = (err as unknown as Fields)[key];
-    if (out[key] === undefined && !(key === 'cause' && isErrorLike(value))) out[key] = value;
+    if (!(key === 'cause' && isErrorLike(value))) out[key] = value;
   }
   return out;
 }
 
-/** JSON of one line that never throws: cycles become "[Circular]", bigints strings, errors their serialization. */
-function stringify(line: Fields): string {
-  const seen = new WeakSet<object>();
+/** Own fields of a call's object, each read on its own so one bad getter costs only itself. */
+function ownFields(fields: object, ancestors: Set<object>): Fields {
+  const out: Fields = {};
   try {
-    return JSON.stringify(line, (_key, value: unknown) => {
-      if (typeof value === 'bigint') return value.toString();
-      if (value instanceof Error) return serializeError(value);
-      if (typeof value === 'object' && value !== null) {
-        if (seen.has(value)) return '[Circular]';
-        seen.add(value);
-      }
-      return value;
-    });
+    for (const key of Object.keys(fields)) out[key] = field(() => (fields as Fields)[key], ancestors, 1);
   } catch (err) {
-    // A throwing getter or toJSON in the fields: keep the line and say why its fields are missing.
-    return JSON.stringify({ level: line.level, time: line.time, pid: line.pid, hostname: line.hostname, name: line.name, msg: line.msg, logError: `fields could not be written: ${(err as Error).message}` });
+    out.logError = `fields could not be read: ${unwritable(err)}`;
+  }
+  return out;
+}
+
+/** The message of the call's `err`, if it has one (pino's msg for a line without its own). */
+function errorMessage(source: object): string | undefined {
+  try {
+    const err = (source as { err?: unknown }).err;
+    return isErrorLike(err) ? err.message : undefined;
+  } catch {
+    return undefined;
   }
 }
 
-/** Sinks that already have an error listener: a closed stdout must not crash the program (and must not stop it either). */
+/** Sinks that already have an error listener: a broken stdout must neither crash nor stop the program. */
 const guarded = new WeakSet<LogSink>();
 
 function guard(sink: LogSink): void {
@@ -101,20 +147,26 @@ export function jsonLogger(options: { level: LogLevel; name?: string; destinatio
   return makeLogger(options.level, levelNumbers[options.level], sink, base);
 }
 
-function makeLogger(level: LogLevel, threshold: number, sink: LogSink, bindings: object): Logger {
+function makeLogger(level: LogLevel, threshold: number, sink: LogSink, bindings: Fields): Logger {
   const call = (name: Exclude<LogLevel, 'silent'>): LogCall => {
     const number = levelNumbers[name];
     if (number < threshold) return () => undefined;
     return (first: object | string, message?: string) => {
-      const fields = typeof first === 'string' ? undefined : first;
-      const msg = typeof first === 'string' ? first : message;
+      // As pino: log.error(err) logs it under err, and a line without a message takes the error's.
+      const source = typeof first === 'string' ? {} : first instanceof Error ? { err: first } : first;
+      const fields = ownFields(source, new Set());
+      const msg = typeof first === 'string' ? first : (message ?? errorMessage(source));
       const time = new Date().toISOString();
       const line: Fields = { level: number, time, ...bindings, ...fields };
       // Fields named level or time keep their place in the line but not their value.
       line.level = number;
       line.time = time;
       if (msg !== undefined) line.msg = msg;
-      sink.write(`${stringify(line)}\n`);
+      try {
+        sink.write(`${JSON.stringify(line)}\n`);
+      } catch {
+        // A sink that throws loses the line, not the caller's work.
+      }
     };
   };
   return {
@@ -125,7 +177,7 @@ function makeLogger(level: LogLevel, threshold: number, sink: LogSink, bindings:
     info: call('info'),
     debug: call('debug'),
     trace: call('trace'),
-    child: (more) => makeLogger(level, threshold, sink, { ...bindings, ...more }),
+    child: (more) => makeLogger(level, threshold, sink, { ...bindings, ...ownFields(more, new Set()) }),
   };
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { basename } from 'node:path';
+import { flushOutput } from '../common/cliRunner.js';
 import { AccessError, UsageError } from './doctor/errors.js';
 import { parseDoctorArgs, usage as doctorUsage } from './doctor/options.js';
 import { renderText } from './doctor/renderText.js';
@@ -47,5 +48,5 @@ function print(stream: NodeJS.WriteStream, text: string, code: number): number {
 
 main(process.argv.slice(2)).then((code) => {
   // Exit once the output is flushed: the API client's keep-alive sockets would hold the process open.
-  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+  void flushOutput().then(() => process.exit(code));
 });
