@@ -235,7 +235,7 @@ export async function main(options: BenchOptions): Promise<void> {
     `\nFootprint, ${run.durationSeconds} s side by side; load average ${load(run.load.before)} at the start, ${load(run.load.after)} at the end.\n` +
       `NPD as shipped: kernel-monitor.json + readonly-monitor.json on /dev/kmsg, system-stats monitor (every ${NPD_SHIPPED_STATS_INTERVAL_SECONDS} s, osFeature left out), k8s exporter.\n` +
       `In-cluster agents: every probe at its default interval, kernel + restart monitors as shipped (unless "monitors off"), publishing to the same kube-apiserver; ${runtimeNote}.\n` +
-      `${NODE_FLOOR}: the DaemonSet's Node with its flags, loading ${run.floorBuiltins.join(', ')} (what dist/agent/cli.js imports) and running nothing: the runtime's share of a ratio.\n` +
+      `${NODE_FLOOR}: the DaemonSet's Node with its flags, loading ${run.floorBuiltins.map((b) => `${b.name} (${b.how})`).join(', ')} (what dist/agent/cli.js loads, as it loads them, and what listen and a host name load) and running nothing: the runtime's share of a ratio.\n` +
       `NPD doing the standalone work and standalone agents: every ${INTERVAL_SECONDS} s cpu, memory, disk stats + 1 DNS lookup (local server). Ratios: to the row named in "compared with".\n` +
       renderTable(footprintHeader, footprintRows(run.rows, run.figures)),
   );

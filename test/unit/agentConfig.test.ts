@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadAgentConfig } from '../../agent/config/agentConfig.js';
+import { configCheckArgs } from '../../agent/config/isolatedConfigLoader.js';
 import { ConfigError } from '../../common/config/configError.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'nodepulse-config-'));
@@ -71,5 +72,15 @@ describe('agent configuration', () => {
     expect(errorOf(() => loadAgentConfig(join(dir, 'missing.yaml'), {})).message).toMatch(/cannot read .*missing\.yaml/);
     expect(errorOf(() => loadAgentConfig(file('e.yaml', 'probes: [unclosed'), {})).message).toMatch(/not valid YAML/);
     expect(errorOf(() => loadAgentConfig(file('f.yaml', '- a\n- b\n'), {})).message).toMatch(/must be a mapping/);
+  });
+});
+
+describe('the config check child', () => {
+  it("runs with the agent's own Node flags (the DaemonSet's memory flags), without the inspector whose port the agent holds", () => {
+    const flags = ['--max-semi-space-size=1', '--lite-mode', '--no-node-snapshot', '--inspect=127.0.0.1:9229', '--debug-port=9230'];
+    expect(configCheckArgs(flags, '/app/dist/agent/cli.js', '/etc/nodepulse/agent.yaml')).toEqual([
+      '--max-semi-space-size=1', '--lite-mode', '--no-node-snapshot', '/app/dist/agent/cli.js', '--check-config-json', '--config', '/etc/nodepulse/agent.yaml',
+    ]);
+    expect(configCheckArgs([], '/app/dist/agent/cli.js', undefined)).toEqual(['/app/dist/agent/cli.js', '--check-config-json']);
   });
 });
