@@ -198,13 +198,14 @@ function initialList(tallies: Tallies, startedAt: number, syncedMs: number) {
   };
 }
 
-/** LIST requests for Nodes the API server itself counted (the bench never lists Nodes, so they are the controller's). */
+/** The initial sync in words, for the log and the figures table. */
 function initialSyncText(list: ReturnType<typeof initialList>): string {
   return list.via === 'watchList'
     ? `streaming list asked at ${list.startMs} ms, synced ${list.durationMs} ms later`
     : `first LIST at ${list.startMs} ms, ${list.pages} pages in ${list.durationMs} ms`;
 }
 
+/** LIST requests for Nodes the API server itself counted (the bench never lists Nodes, so they are the controller's). */
 async function apiserverNodeLists(cluster: BenchCluster): Promise<number> {
   const text = await cluster.plane.kubectl(['get', '--raw', '/metrics']);
   let total = 0;

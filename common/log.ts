@@ -67,13 +67,11 @@ function plain(value: unknown, ancestors: Set<object>, depth: number): unknown {
   if (depth >= MAX_DEPTH) return Array.isArray(value) ? '[Array]' : '[Object]';
   ancestors.add(value);
   try {
-    if (isErrorLike(value) && value instanceof Error) return plain(errorFields(value), ancestors, depth);
+    if (value instanceof Error) return plain(errorFields(value), ancestors, depth);
     const toJSON = (value as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') return plain(toJSON.call(value), ancestors, depth + 1);
     if (Array.isArray(value)) return value.map((item) => field(() => item, ancestors, depth + 1));
-    const out: Fields = {};
-    for (const key of Object.keys(value)) out[key] = field(() => (value as Fields)[key], ancestors, depth + 1);
-    return out;
+    return keyedFields(value, ancestors, depth + 1);
   } finally {
     ancestors.delete(value);
   }
@@ -110,15 +108,20 @@ function errorFields(err: Error): Fields {
   return out;
 }
 
-/** Own fields of a call's object, each read on its own so one bad getter costs only itself. */
-function ownFields(fields: object, ancestors: Set<object>): Fields {
+/** An object's own fields, each read on its own so one bad getter costs only itself. */
+function keyedFields(value: object, ancestors: Set<object>, depth: number): Fields {
   const out: Fields = {};
-  try {
-    for (const key of Object.keys(fields)) out[key] = field(() => (fields as Fields)[key], ancestors, 1);
-  } catch (err) {
-    out.logError = `fields could not be read: ${unwritable(err)}`;
-  }
+  for (const key of Object.keys(value)) out[key] = field(() => (value as Fields)[key], ancestors, depth);
   return out;
+}
+
+/** A call's fields (or a child's bindings); an object whose keys cannot even be listed leaves a note instead. */
+function ownFields(fields: object): Fields {
+  try {
+    return keyedFields(fields, new Set(), 1);
+  } catch (err) {
+    return { logError: `fields could not be read: ${unwritable(err)}` };
+  }
 }
 
 /** The message of the call's `err`, if it has one (pino's msg for a line without its own). */
@@ -154,7 +157,7 @@ function makeLogger(level: LogLevel, threshold: number, sink: LogSink, bindings:
     return (first: object | string, message?: string) => {
       // As pino: log.error(err) logs it under err, and a line without a message takes the error's.
       const source = typeof first === 'string' ? {} : first instanceof Error ? { err: first } : first;
-      const fields = ownFields(source, new Set());
+      const fields = ownFields(source);
       const msg = typeof first === 'string' ? first : (message ?? errorMessage(source));
       const time = new Date().toISOString();
       const line: Fields = { level: number, time, ...bindings, ...fields };
@@ -177,7 +180,7 @@ function makeLogger(level: LogLevel, threshold: number, sink: LogSink, bindings:
     info: call('info'),
     debug: call('debug'),
     trace: call('trace'),
-    child: (more) => makeLogger(level, threshold, sink, { ...bindings, ...ownFields(more, new Set()) }),
+    child: (more) => makeLogger(level, threshold, sink, { ...bindings, ...ownFields(more) }),
   };
 }
 

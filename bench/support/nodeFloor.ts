@@ -36,7 +36,8 @@ export function builtinsLoadedBy(entry: string): Builtin[] {
       }
       const name = spec.replace(/^node:/, '');
       if (!builtins.has(name)) continue;
-      if (match[6] === undefined || found.get(`node:${name}`) !== 'import') found.set(`node:${name}`, match[6] === undefined ? 'import' : 'require');
+      // An ESM import anywhere decides: it evaluates the whole namespace, whatever else requires it.
+      if (found.get(`node:${name}`) !== 'import') found.set(`node:${name}`, match[6] === undefined ? 'import' : 'require');
     }
   };
   visit(entry);
