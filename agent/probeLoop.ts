@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { deadlineSignal } from '../common/deadline.js';
 import type { Logger } from '../common/log.js';
 import { ConditionEngine, type Observation, type ProblemEvent } from './conditions/conditionEngine.js';
 import { engineReasons } from '../common/contract.js';
@@ -108,7 +109,7 @@ export class ProbeLoop extends EventEmitter<ProbeLoopEvents> {
 
   private async runOnce(probe: Probe): Promise<ProbeResult> {
     const startedAt = Date.now();
-    const signal = AbortSignal.any([this.controller.signal, AbortSignal.timeout(probe.sampleTimeoutMs ?? Math.max(1000, probe.intervalMs))]);
+    const signal = AbortSignal.any([this.controller.signal, deadlineSignal(probe.sampleTimeoutMs ?? Math.max(1000, probe.intervalMs))]);
     try {
       return await probe.run(signal);
     } catch (err) {

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { setDeadline } from '../../common/deadline.js';
 import type { Logger } from '../../common/log.js';
 import type { ConditionRule } from '../conditions/conditionEngine.js';
 import type { ProbeResult } from '../probes/probe.js';
@@ -128,7 +129,7 @@ export function runPlugin(rule: PluginRule, options: PluginRunOptions, abort?: A
       child.stdout.destroy();
       child.stderr.destroy();
     };
-    const timer = setTimeout(() => {
+    const deadline = setDeadline(() => {
       timedOut = true;
       kill();
     }, rule.timeoutMs);
@@ -136,7 +137,7 @@ export function runPlugin(rule: PluginRule, options: PluginRunOptions, abort?: A
     const settle = (run: Omit<PluginRun, 'stdoutBytes' | 'keptBytes' | 'stderr' | 'durationMs' | 'timedOut'>) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      deadline.clear();
       abort?.removeEventListener('abort', kill);
       resolve({ ...run, message: cutBytes(run.message, options.maxOutputLength), timedOut, stdoutBytes: stdout.seen, keptBytes: stdout.keptBytes, stderr: stderr.text().trim(), durationMs: Date.now() - startedAt });
     };

@@ -3,6 +3,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { encode, RECURSION_DESIRED } from 'dns-packet';
+import { deadlineSignal } from '../../common/deadline.js';
 import { readReply, type DnsQuestion, type ReplyReading } from './dnsReply.js';
 
 /**
@@ -86,7 +87,7 @@ export async function queryDns(
   options: { timeoutMs: number; signal?: AbortSignal },
 ): Promise<DnsQueryResult> {
   const startedAt = performance.now();
-  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const timeout = deadlineSignal(options.timeoutMs);
   const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
   const id = randomInt(0, 0x10000);
   const query = encode({

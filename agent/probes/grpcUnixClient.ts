@@ -1,5 +1,6 @@
 import type { ClientHttp2Session, IncomingHttpHeaders } from 'node:http2';
 import { connect as connectUnix } from 'node:net';
+import { setDeadline } from '../../common/deadline.js';
 
 /**
  * Unary gRPC calls over HTTP/2 on a unix socket (the CRI's transport), with node:http2 and no
@@ -128,14 +129,14 @@ export class GrpcUnixClient {
       const finish = (error: unknown, reply?: Buffer) => {
         if (settled) return;
         settled = true;
-        clearTimeout(deadline);
+        deadline.clear();
         signal.removeEventListener('abort', onAbort);
         session.off('close', onSessionClose);
         if (error === undefined) return resolve(reply as Buffer);
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
         reject(error);
       };
-      const deadline = setTimeout(() => {
+      const deadline = setDeadline(() => {
         // A session that let a call pass its deadline may be stalled mid-frame: the next call makes a new one.
         this.drop(session);
         finish(new GrpcDeadlineError(`${method} did not answer within ${timeoutMs} ms`));

@@ -1,4 +1,5 @@
 import type { V1Deployment } from '@kubernetes/client-node';
+import { deadlineSignal } from '../../common/deadline.js';
 import type { ProbesConfig } from '../config/schema.js';
 import type { AgentKubeApi } from '../kube/agentKubeApi.js';
 import { KubeApiError, tokenUnreadable } from '../../common/kube/kubeClient.js';
@@ -46,7 +47,7 @@ export class KonnectivityProbe implements Probe {
     let outcome: string;
     // A deadline of its own for the whole exchange: the client's timeout only bounds a silent
     // socket, and a path cut mid-connection must still end as a timeout, not as a cancelled sample.
-    const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.config.timeoutMs)]);
+    const deadline = AbortSignal.any([signal, deadlineSignal(this.config.timeoutMs)]);
     try {
       const body = await this.api.proxyGetPod(
         this.config.podNamespace,
@@ -102,7 +103,7 @@ export class KonnectivityProbe implements Probe {
       const d: V1Deployment = await this.api.getDeployment(
         this.config.namespace,
         this.config.deployment,
-        AbortSignal.any([signal, AbortSignal.timeout(this.config.timeoutMs)]),
+        AbortSignal.any([signal, deadlineSignal(this.config.timeoutMs)]),
         this.config.timeoutMs,
       );
       state = { mode: 'konnectivity', ready: numberOr0(d.status?.readyReplicas), desired: numberOr0(d.spec?.replicas ?? 1) };

@@ -1,4 +1,5 @@
 import { get as httpsGet } from 'node:https';
+import { setDeadline } from '../../common/deadline.js';
 import { http } from '../../common/nodeHttp.js';
 import type { ProbesConfig } from '../config/schema.js';
 import { round } from './figureFormat.js';
@@ -38,11 +39,11 @@ function getBounded(url: URL, timeoutMs: number, signal: AbortSignal, limit: num
       res.on('error', () => done());
     });
     // A deadline for the whole exchange, not an idle timeout: a kubelet dripping bytes is late too.
-    const deadline = setTimeout(() => {
+    const deadline = setDeadline(() => {
       late = new HealthzTimeout(`no answer within ${timeoutMs} ms`);
       req.destroy(late);
     }, timeoutMs);
-    req.on('close', () => clearTimeout(deadline));
+    req.on('close', () => deadline.clear());
     req.on('error', reject);
   });
 }

@@ -25,6 +25,10 @@ async function agent(args: string[], env: Record<string, string> = {}) {
   }
 }
 
+/**
+ * The timeouts are generous: a refused kubelet and a local DNS server answer at once, and on a
+ * loaded CI machine a tight timeout read a late-scheduled answer as KubeletTimeout.
+ */
 function config(kubeletUrl: string): string {
   const path = join(dir, `config-${Math.random()}.yaml`);
   writeFileSync(
@@ -33,9 +37,9 @@ function config(kubeletUrl: string): string {
       'probes:',
       '  kubelet:',
       `    url: ${kubeletUrl}`,
-      '    timeoutMs: 500',
+      '    timeoutMs: 5000',
       '  dns:',
-      '    timeoutMs: 500',
+      '    timeoutMs: 5000',
       '    checks:',
       `      - { name: LocalDNS, server: "${dns.address}", query: node.example, type: A }`,
       '  cpu: { someAvg10Percent: 100, utilisationPercent: 100, loadPerCore: 1000 }',
