@@ -4,11 +4,12 @@
  * Node runs expired timers before it polls for I/O. After the event loop stalled (a CPU-starved
  * node, a long GC pause, a burst of synchronous work), a plain timer therefore fires ahead of a
  * reply, a refused connection or a child's exit that was already waiting in the kernel, and a
- * healthy kubelet or DNS server is reported as timing out. These deadlines, once expired, let
- * the loop go round a few more times before they act, so that what was waiting is read (poll
- * phase), its streams end and its handles close (close phase): a plugin that exited during a
- * stall is seen exiting, its stderr at EOF and its stdout at EOF on separate turns. Each turn
- * costs microseconds on an idle loop; the deadline then applies only to what really did not come.
+ * healthy kubelet or DNS server is reported as timing out, or an ARM answer is lost. These
+ * deadlines, once expired, let the loop go round a few more times before they act, so that what
+ * was waiting is read (poll phase), its streams end and its handles close (close phase): a plugin
+ * that exited during a stall is seen exiting, its stderr at EOF and its stdout at EOF on separate
+ * turns. Each turn costs microseconds on an idle loop; the deadline then applies only to what
+ * really did not come.
  */
 
 /** Turns of the loop an expired deadline waits; a plugin that exited during a stall needed three (measured under vitest). */

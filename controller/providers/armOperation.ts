@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AzureProviderConfig } from '../config/controllerConfig.js';
 import { ArmAuthError, describeFetchError, type TokenSource } from './armToken.js';
 import { failure, type FailureClass, type ProviderFailure } from './provider.js';
+import { deadlineSignal } from '../../common/deadline.js';
 
 /**
  * Requests to Azure Resource Manager, every outcome classified for the ladder (provider.ts):
@@ -204,7 +205,7 @@ async function sendOnce(method: 'POST' | 'GET', url: URL, token: string, deps: A
       headers: { authorization: `Bearer ${token}`, accept: 'application/json', ...(method === 'POST' ? { 'content-type': 'application/json' } : {}) },
       ...(method === 'POST' ? { body: '' } : {}),
       redirect: 'error',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(config.requestTimeoutSeconds * 1000)]),
+      signal: AbortSignal.any([signal, deadlineSignal(config.requestTimeoutSeconds * 1000)]),
     });
     return { reply: { status: response.status, headers: response.headers, body: await readJson(response) } };
   } catch (err) {

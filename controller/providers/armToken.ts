@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import type { AzureProviderConfig } from '../config/controllerConfig.js';
+import { deadlineSignal } from '../../common/deadline.js';
 
 /**
  * ARM access tokens for the controller's identity: workload identity (the projected
@@ -103,7 +104,7 @@ function managedIdentity(config: AzureProviderConfig, now: () => number): (signa
 async function tokenRequest(url: string, init: RequestInit, config: AzureProviderConfig, signal: AbortSignal): Promise<unknown> {
   let response: Response;
   try {
-    response = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.any([signal, AbortSignal.timeout(config.requestTimeoutSeconds * 1000)]) });
+    response = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.any([signal, deadlineSignal(config.requestTimeoutSeconds * 1000)]) });
   } catch (err) {
     throw new ArmAuthError('TokenEndpointUnreachable', `${new URL(url).origin}: ${describeFetchError(err)}`);
   }

@@ -7,16 +7,18 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../../agent/config/schema.js';
+import { controllerConfigSchema } from '../../controller/config/controllerConfig.js';
+import { readArm } from '../../controller/providers/armOperation.js';
 import { runPlugin } from '../../agent/monitors/customPluginMonitor.js';
 import { queryDns } from '../../agent/probes/dnsClient.js';
 import { KubeletProbe } from '../../agent/probes/kubeletProbe.js';
 
 /**
- * An agent whose event loop stalls (a CPU-starved node, a long GC pause) past a check's deadline
- * while the answer is already waiting in the kernel must read the answer, not report a timeout:
- * Node runs expired timers before it polls for I/O. Each test starts a real exchange, then blocks
- * this thread past the deadline and until the other side (the kernel, a DNS server in another
- * process, a plugin process) has answered, however slow a loaded machine makes that side.
+ * A program whose event loop stalls (a CPU-starved node, a long GC pause) past a deadline while
+ * the answer is already waiting in the kernel must read the answer, not report a timeout: Node
+ * runs expired timers before it polls for I/O. Each test starts a real exchange, then blocks this
+ * thread past the deadline and until the other side (the kernel, a server in another process, a
+ * plugin process) has answered, however slow a loaded machine makes that side.
  */
 const deadlineMs = 50;
 const stallMs = 300;
@@ -45,35 +47,41 @@ async function closedPort(): Promise<number> {
 /** A process that has exited and not been reaped: the agent's loop, which reaps, is blocked. */
 const exited = (pid: number) => / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ')'));
 
-// A DNS server in a process of its own, so that it answers while this thread is blocked. Once a
-// reply is sent (on loopback it is in the client's socket when send returns) it touches a file.
-const repliedFile = join(dir, 'dns-replied');
-const dnsServerSource = `
+// A DNS server and an ARM stand-in in a process of their own, so that they answer while this
+// thread is blocked. Once a reply is sent (on loopback it is in the client's socket when send
+// returns) each touches a file.
+const dnsRepliedFile = join(dir, 'dns-replied');
+const armRepliedFile = join(dir, 'arm-replied');
+const serversSource = `
 import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { decode, encode } from 'dns-packet';
-const socket = createSocket('udp4');
-socket.on('message', (msg, from) => {
+const dns = createSocket('udp4');
+dns.on('message', (msg, from) => {
   const query = decode(msg);
   const answers = query.questions.map((q) => ({ name: q.name, type: 'A', class: 'IN', ttl: 60, data: '10.1.2.3' }));
-  socket.send(encode({ type: 'response', id: query.id, flags: 0x8180, questions: query.questions, answers }), from.port, from.address, () => writeFileSync(${JSON.stringify(repliedFile)}, ''));
+  dns.send(encode({ type: 'response', id: query.id, flags: 0x8180, questions: query.questions, answers }), from.port, from.address, () => writeFileSync(${JSON.stringify(dnsRepliedFile)}, ''));
 });
-socket.bind(0, '127.0.0.1', () => console.log(socket.address().port));
+const arm = createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ properties: { provisioningState: 'Succeeded' } }), () => writeFileSync(${JSON.stringify(armRepliedFile)}, ''));
+});
+dns.bind(0, '127.0.0.1', () => arm.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ dns: dns.address().port, arm: arm.address().port }))));
 `;
 
+let servers: ChildProcess;
+let ports: { dns: number; arm: number };
+beforeAll(async () => {
+  servers = spawn(process.execPath, ['--input-type=module', '-e', serversSource], { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
+  const [line] = (await once(servers.stdout!, 'data')) as [Buffer];
+  ports = JSON.parse(line.toString()) as typeof ports;
+});
+afterAll(() => {
+  servers.kill();
+});
+
 describe('a stalled agent does not report a timeout for an answer that arrived in time', () => {
-  let dnsServer: ChildProcess;
-  let dnsPort: number;
-
-  beforeAll(async () => {
-    dnsServer = spawn(process.execPath, ['--input-type=module', '-e', dnsServerSource], { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'inherit'] });
-    const [line] = (await once(dnsServer.stdout!, 'data')) as [Buffer];
-    dnsPort = Number(line.toString().trim());
-  });
-  afterAll(() => {
-    dnsServer.kill();
-  });
-
   it('kubelet: a refused connection reads as KubeletUnreachable, not KubeletTimeout', async () => {
     const url = `http://127.0.0.1:${await closedPort()}/healthz`;
     const config = agentConfigSchema.parse({ probes: { kubelet: { url, timeoutMs: deadlineMs } } }).probes.kubelet;
@@ -86,9 +94,9 @@ describe('a stalled agent does not report a timeout for an answer that arrived i
   });
 
   it('DNS: a reply that came in during the stall is read, and the check passes', async () => {
-    const query = queryDns({ host: '127.0.0.1', port: dnsPort, family: 4 }, { name: 'node.example', type: 'A' }, { timeoutMs: deadlineMs });
+    const query = queryDns({ host: '127.0.0.1', port: ports.dns, family: 4 }, { name: 'node.example', type: 'A' }, { timeoutMs: deadlineMs });
     await oneTurn();
-    stall(stallMs, () => existsSync(repliedFile));
+    stall(stallMs, () => existsSync(dnsRepliedFile));
     const reply = await query;
     expect(reply.outcome).toBe('ok');
     expect(reply.answers).toEqual(['10.1.2.3']);
@@ -104,5 +112,22 @@ describe('a stalled agent does not report a timeout for an answer that arrived i
     stall(stallMs, () => existsSync(pidFile) && exited(Number(readFileSync(pidFile, 'utf8'))));
     const outcome = await run;
     expect(outcome).toMatchObject({ status: 'ok', exitCode: 0, timedOut: false, message: 'fine' });
+  });
+});
+
+describe('a stalled controller does not lose an ARM answer that arrived in time', () => {
+  it('a read ARM answered during the stall is the answer, not a transient failure (no retry left to hide it)', async () => {
+    const azure = controllerConfigSchema.parse({
+      provider: {
+        type: 'azure',
+        azure: { armEndpoint: `http://127.0.0.1:${ports.arm}`, authorityHost: 'http://127.0.0.1:1', imdsEndpoint: 'http://127.0.0.1:1', tenantId: 't', clientId: 'c', federatedTokenFile: join(dir, 'token') },
+      },
+    }).provider.azure;
+    const deps = { config: { ...azure, requestTimeoutSeconds: deadlineMs / 1000, maxRetries: 0 }, tokens: { getToken: async () => 'token', invalidate: () => {} } };
+    const read = readArm(new URL(`http://127.0.0.1:${ports.arm}/subscriptions/s/operations/o`), deps, new AbortController().signal);
+    await oneTurn();
+    stall(stallMs, () => existsSync(armRepliedFile));
+    const outcome = await read;
+    expect(outcome).toMatchObject({ ok: true, reply: { status: 200, body: { properties: { provisioningState: 'Succeeded' } } } });
   });
 });
