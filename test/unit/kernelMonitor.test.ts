@@ -1,4 +1,4 @@
-import { appendFileSync, close, fstat, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, close, fstat, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonLogger } from '../../common/log.js';
@@ -55,7 +55,7 @@ function host(mounts: string[] = [mountLine(20, '8:1', '/', '/dev/sda1', 'rw,err
 }
 
 type Host = ReturnType<typeof host>;
-const nodeFsFor = (): KmsgFs => ({ open, openSync, read, close, fstat });
+const nodeFsFor = (): KmsgFs => ({ open, openSync, read, readSync, close, fstat });
 const running: ProbeLoop[] = [];
 afterEach(() => {
   for (const loop of running.splice(0)) loop.stop();
@@ -266,25 +266,8 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
 
   it('survives the ring buffer overwriting records (EPIPE): reads on and says how many were lost', async () => {
     const h = host();
-    const records = [
-      '3,10,999000000,-;first\n',
-      'EPIPE',
-      '3,15,999100000,-;INFO: task docker:9 blocked for more than 120 seconds.\n',
-    ];
-    const fs: KmsgFs = {
-      open: ((_path: string, _flags: string, cb: (err: null, fd: number) => void) => cb(null, 99)) as unknown as KmsgFs['open'],
-      openSync: (() => 99) as unknown as KmsgFs['openSync'],
-      fstat: ((_fd: number, cb: (err: null, stats: { isFile: () => boolean }) => void) => cb(null, { isFile: () => false })) as unknown as KmsgFs['fstat'],
-      close: ((_fd: number, cb: () => void) => cb()) as unknown as KmsgFs['close'],
-      read: ((_fd: number, buffer: Buffer, _off: number, _len: number, _pos: null, cb: (err: NodeJS.ErrnoException | null, bytes: number) => void) => {
-        const next = records.shift();
-        if (next === undefined) return; // the kernel has nothing more: the read waits
-        if (next === 'EPIPE') return setImmediate(() => cb(Object.assign(new Error('EPIPE: broken pipe, read'), { code: 'EPIPE' }), 0));
-        const bytes = buffer.write(next);
-        setImmediate(() => cb(null, bytes));
-      }) as unknown as KmsgFs['read'],
-    };
-    const m = run(h, [builtin('kernel')], { fs });
+    const device = fakeKmsgDevice(['3,10,999000000,-;first\n', 'EPIPE', '3,15,999100000,-;INFO: task docker:9 blocked for more than 120 seconds.\n']);
+    const m = run(h, [builtin('kernel')], { fs: device.fs });
     m.start();
     await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.status).toBe('True'));
     expect(m.monitor.lostRecords).toBe(4);
@@ -293,7 +276,61 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
       expect.objectContaining({ reason: 'TaskHung' }),
     ]);
   });
+
+  it('reads a burst of records without a thread-pool round trip for each, then waits in the kernel for the next', async () => {
+    const h = host();
+    const burst = Array.from({ length: 2000 }, (_, i) => `6,${100 + i},999000000,-;nodepulse-test: line ${i}\n`);
+    const device = fakeKmsgDevice([...burst, '3,2100,999100000,-;INFO: task docker:9 blocked for more than 120 seconds.\n']);
+    const m = run(h, [builtin('kernel')], { fs: device.fs });
+    m.start();
+    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.status).toBe('True'));
+    expect(device.nonBlockingReads).toBe(2002);
+    expect(device.doorbellReads).toBe(1);
+    device.append('3,2101,999200000,-;XFS (sdb1): Corruption of in-memory data detected. Shutting down filesystem\n');
+    await vi.waitFor(() => expect(m.engine.get('XfsShutdown')?.status).toBe('True'));
+    expect(device.doorbellReads).toBe(2);
+    expect(m.monitor.lostRecords).toBe(0);
+  });
 });
+
+/**
+ * /dev/kmsg as the reader sees it, for the faults a real one cannot be made to produce on cue:
+ * each non-blocking read returns one record, EPIPE or, once there is none, EAGAIN; a read of the
+ * doorbell descriptor waits until a record is appended (a doorbell that has caught up: a real one
+ * still trailing the reader returns at once, which costs a wake-up and no record).
+ */
+function fakeKmsgDevice(records: string[]) {
+  const queue = [...records];
+  let waiting: (() => void) | undefined;
+  const device = {
+    nonBlockingReads: 0,
+    doorbellReads: 0,
+    append(record: string) {
+      queue.push(record);
+      const wake = waiting;
+      waiting = undefined;
+      wake?.();
+    },
+    fs: {
+      open: ((_path: string, flags: string | number, cb: (err: null, fd: number) => void) => cb(null, flags === 'r' ? 98 : 99)) as unknown as KmsgFs['open'],
+      openSync: ((_path: string, flags: string | number) => (flags === 'r' ? 98 : 99)) as unknown as KmsgFs['openSync'],
+      fstat: ((_fd: number, cb: (err: null, stats: { isFile: () => boolean }) => void) => cb(null, { isFile: () => false })) as unknown as KmsgFs['fstat'],
+      close: ((_fd: number, cb: () => void) => cb()) as unknown as KmsgFs['close'],
+      readSync: ((_fd: number, buffer: Buffer) => {
+        device.nonBlockingReads += 1;
+        const next = queue.shift();
+        if (next === undefined) throw Object.assign(new Error('EAGAIN: resource temporarily unavailable, read'), { code: 'EAGAIN' });
+        if (next === 'EPIPE') throw Object.assign(new Error('EPIPE: broken pipe, read'), { code: 'EPIPE' });
+        return buffer.write(next);
+      }) as unknown as KmsgFs['readSync'],
+      read: ((_fd: number, _buffer: Buffer, _off: number, _len: number, _pos: null, cb: (err: null, bytes: number) => void) => {
+        device.doorbellReads += 1;
+        waiting = () => setImmediate(() => cb(null, 1));
+      }) as unknown as KmsgFs['read'],
+    },
+  };
+  return device;
+}
 
 describe('kernel monitor config', () => {
   const kernel = (overrides: object) => agentConfigSchema.safeParse({ monitors: { kernel: { enabled: true, ...overrides } } });
