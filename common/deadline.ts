@@ -19,8 +19,12 @@ export interface Deadline {
   clear(): void;
 }
 
-/** Runs `onExpire` once `ms` have passed and the I/O ready by then has been handled; the timer alone never keeps the process alive. */
-export function setDeadline(onExpire: () => void, ms: number): Deadline {
+/**
+ * Runs `onExpire` once `ms` have passed and the I/O ready by then has been handled. Like
+ * setTimeout, the deadline keeps the process alive (a call in flight is held open by it, as
+ * `--once` needs) unless `keepAlive` is false.
+ */
+export function setDeadline(onExpire: () => void, ms: number, { keepAlive = true }: { keepAlive?: boolean } = {}): Deadline {
   let immediate: NodeJS.Immediate | undefined;
   // An immediate queued from the check phase runs in the next iteration, after this one's poll and
   // close phases. Not unref'd: a loop with only unref'd immediates blocks in poll and runs them late.
@@ -28,7 +32,7 @@ export function setDeadline(onExpire: () => void, ms: number): Deadline {
     immediate = setImmediate(left === 1 ? onExpire : () => turn(left - 1));
   };
   const timer = setTimeout(() => turn(settleTurns), ms);
-  timer.unref();
+  if (!keepAlive) timer.unref();
   return {
     clear() {
       clearTimeout(timer);
@@ -37,9 +41,12 @@ export function setDeadline(onExpire: () => void, ms: number): Deadline {
   };
 }
 
-/** AbortSignal.timeout with the deadline's ordering: aborts with a TimeoutError DOMException, as AbortSignal.timeout does. */
+/**
+ * AbortSignal.timeout with the deadline's ordering: aborts with a TimeoutError DOMException and,
+ * as AbortSignal.timeout does, does not keep the process alive by itself.
+ */
 export function deadlineSignal(ms: number): AbortSignal {
   const controller = new AbortController();
-  setDeadline(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms);
+  setDeadline(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms, { keepAlive: false });
   return controller.signal;
 }

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer as createUnixServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -110,6 +110,21 @@ describe('nodepulse-agent --once', () => {
       expect(res.stdout).toContain('\nno node problem found; 4 checks could not see the node (an agent problem, not the node\'s: see AGENT PROBLEM rows); 1 skipped\n');
     } finally {
       kubelet.close();
+    }
+  });
+
+  it('waits for a container runtime that accepts and never answers, and reports it ContainerRuntimeUnresponsive', async () => {
+    const socketPath = join(dir, `silent-${process.pid}.sock`);
+    const silent = createUnixServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(socketPath, resolve));
+    try {
+      const path = config('http://127.0.0.1:1/healthz');
+      writeFileSync(path, `${readFileSync(path, 'utf8')}\n  runtime: { enabled: true, socketPath: ${socketPath}, timeoutMs: 1000 }\n`);
+      const res = await agent(['--once', '--config', path]);
+      expect(res.code).toBe(1);
+      expect(res.stdout).toMatch(/\nruntime\s+PROBLEM\s+ContainerRuntimeUnresponsive\s+\d+ms\s+.*did not answer within 1000 ms/);
+    } finally {
+      silent.close();
     }
   });
 
