@@ -9,6 +9,9 @@ import { engineReasons, probeReasons } from '../../common/contract.js';
 
 const reasons = probeReasons.konnectivity;
 
+/** The API client's idle timeout past each request's deadline (see run()). */
+const idleTimeoutMarginMs = 1000;
+
 type DeploymentState =
   | { mode: 'konnectivity'; ready: number; desired: number }
   | { mode: 'direct' }
@@ -47,6 +50,8 @@ export class KonnectivityProbe implements Probe {
     let outcome: string;
     // A deadline of its own for the whole exchange: the client's timeout only bounds a silent
     // socket, and a path cut mid-connection must still end as a timeout, not as a cancelled sample.
+    // That idle timeout is a plain socket timer, which a stalled loop runs before the reply waiting
+    // for it: it sits past the deadline so that the stall-tolerant deadline decides.
     const deadline = AbortSignal.any([signal, deadlineSignal(this.config.timeoutMs)]);
     try {
       const body = await this.api.proxyGetPod(
@@ -54,7 +59,7 @@ export class KonnectivityProbe implements Probe {
         this.config.podName,
         this.port,
         `${echoRoute}${nonce}`,
-        this.config.timeoutMs,
+        this.config.timeoutMs + idleTimeoutMarginMs,
         deadline,
       );
       outcome = body.trim() === nonce ? 'ok' : 'wrongEndpoint';
@@ -104,7 +109,7 @@ export class KonnectivityProbe implements Probe {
         this.config.namespace,
         this.config.deployment,
         AbortSignal.any([signal, deadlineSignal(this.config.timeoutMs)]),
-        this.config.timeoutMs,
+        this.config.timeoutMs + idleTimeoutMarginMs,
       );
       state = { mode: 'konnectivity', ready: numberOr0(d.status?.readyReplicas), desired: numberOr0(d.spec?.replicas ?? 1) };
     } catch (err) {

@@ -95,6 +95,9 @@ dns.bind(0, '127.0.0.1', () => http.listen(0, '127.0.0.1', () => console.log(JSO
  */
 async function answeredDuringStall(kind: string, deadlineMs: number): Promise<void> {
   while (!existsSync(file(kind, 'received'))) await new Promise((resolve) => setTimeout(resolve, 2));
+  // Block from the check phase, as a stall in an I/O callback does: the next turn then runs the
+  // expired timers before it polls. (A stall inside the timers phase ends with a poll first.)
+  await oneTurn();
   writeFileSync(file(kind, 'go'), '');
   stall(deadlineMs + 200, () => existsSync(file(kind, 'replied')));
 }
