@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { close, constants, fstat, open, openSync, read, readSync } from 'node:fs';
+import { close, constants, fstat, fstatSync, open, openSync, read, readSync } from 'node:fs';
 
 /** One record of /dev/kmsg (Documentation/ABI/testing/dev-kmsg): `prio,seq,usec,flags[,...];text`. */
 export interface KmsgRecord {
@@ -47,9 +47,10 @@ export interface KmsgFs {
   readSync: typeof readSync;
   close: typeof close;
   fstat: typeof fstat;
+  fstatSync: typeof fstatSync;
 }
 
-const nodeFs: KmsgFs = { open, openSync, read, readSync, close, fstat };
+const nodeFs: KmsgFs = { open, openSync, read, readSync, close, fstat, fstatSync };
 
 /** Opened so that a read returns EAGAIN instead of waiting when the reader has caught up. */
 const NON_BLOCKING = constants.O_RDONLY | constants.O_NONBLOCK;
@@ -57,20 +58,40 @@ const NON_BLOCKING = constants.O_RDONLY | constants.O_NONBLOCK;
 /** Records read in one go before the rest of the agent gets a turn (a flood must not starve the probes). */
 const DRAIN_BATCH = 256;
 
+/** Records the doorbell skips in one go before it waits (it trails by at most the ring buffer). */
+const CATCH_UP_BATCH = 4096;
+
+/** The sequence number of a record in `buffer` (`prio,seq,...`), without decoding the rest. */
+export function recordSeq(buffer: Buffer, bytes: number): number | undefined {
+  let i = buffer.indexOf(0x2c);
+  if (i < 0 || i >= bytes) return undefined;
+  let seq = 0;
+  let digits = 0;
+  for (i += 1; i < bytes && buffer[i] !== 0x2c; i += 1, digits += 1) {
+    const digit = (buffer[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    seq = seq * 10 + digit;
+  }
+  return digits > 0 && i < bytes ? seq : undefined;
+}
+
 /**
  * One long-lived reader of /dev/kmsg, event-driven: no polling and no `dmesg`. Each read of the
  * device returns one record. A thread-pool read per record kept the reader below 10,000 records
  * a second (bench/kmsgFlood: 82 % read, the rest overwritten), so the records are read on the main
  * thread from a non-blocking descriptor until EAGAIN, and the wait for the next one is a blocking
- * read on a second descriptor (the doorbell), which the kernel wakes when a record newer than its
- * own position exists. Each descriptor has its own position in the ring buffer, so the doorbell
- * only ever wakes the reader; the records come from the first. The buffers are reused; a record
- * costs one string. A regular file (a fixture where the kernel log cannot be written) is read
- * with one descriptor and followed like `tail -f`.
+ * read on a second descriptor, the doorbell, which the kernel ends when a record newer than the
+ * doorbell's own position exists. Each descriptor has its own position in the ring buffer (and
+ * Node has no lseek), so before it waits the doorbell reads up to the reader's last record, each
+ * already there: a burst costs one wake-up. The buffers are reused; a record costs one string.
+ * Anything that is not a character device (a fixture file where the kernel log cannot be written,
+ * a FIFO) is read with one descriptor and followed like `tail -f`.
  */
 export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private fd: number | undefined;
   private doorbell: number | undefined;
+  /** The last record the doorbell read; it waits only once it has caught up with `lastSeq`. */
+  private doorbellSeq = -1;
   private stopped = false;
   private lastSeq: number | undefined;
   private pending = '';
@@ -79,6 +100,9 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   private openError: NodeJS.ErrnoException | undefined;
+  /** Descriptors with a thread-pool read in flight, and those to close when it ends (closing earlier lets a reused number be read). */
+  private readonly reading = new Set<number>();
+  private readonly closeAfterRead = new Set<number>();
   /** Records lost to ring-buffer overwrites since start. */
   lostTotal = 0;
 
@@ -98,19 +122,17 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
    * kept and reported by `start()`.
    */
   openNow(): void {
-    let fd: number | undefined;
     try {
-      fd = this.fs.openSync(this.path, NON_BLOCKING);
-      this.doorbell = this.fs.openSync(this.path, 'r');
-      this.fd = fd;
+      this.fd = this.fs.openSync(this.path, NON_BLOCKING);
+      if (this.fs.fstatSync(this.fd).isCharacterDevice()) this.doorbell = this.fs.openSync(this.path, 'r');
     } catch (err) {
-      if (fd !== undefined) this.fs.close(fd, () => {});
+      this.closeAll();
       this.openError = err as NodeJS.ErrnoException;
     }
   }
 
   start(): void {
-    if (this.fd !== undefined) return this.begin(this.fd);
+    if (this.fd !== undefined) return this.begin();
     if (this.openError) {
       const err = this.openError;
       this.openError = undefined;
@@ -118,23 +140,25 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     }
     this.fs.open(this.path, NON_BLOCKING, (err, fd) => {
       if (err) return this.stopped ? undefined : this.retry(err);
-      this.fs.open(this.path, 'r', (doorbellErr, doorbell) => {
-        this.fd = fd;
-        if (!doorbellErr) this.doorbell = doorbell;
+      this.fd = fd;
+      if (this.stopped) return this.closeAll();
+      this.fs.fstat(fd, (statErr, stats) => {
         if (this.stopped) return this.closeAll();
-        if (doorbellErr) return this.fail(doorbellErr);
-        this.begin(fd);
+        if (statErr) return this.fail(statErr);
+        if (!stats.isCharacterDevice()) return this.begin();
+        this.fs.open(this.path, 'r', (doorbellErr, doorbell) => {
+          if (!doorbellErr) this.doorbell = doorbell;
+          if (this.stopped) return this.closeAll();
+          if (doorbellErr) return this.fail(doorbellErr);
+          this.begin();
+        });
       });
     });
   }
 
-  private begin(fd: number): void {
-    this.fd = fd;
-    this.fs.fstat(fd, (statErr, stats) => {
-      if (statErr || !stats.isFile()) return this.drain();
-      this.closeDoorbell();
-      this.next();
-    });
+  private begin(): void {
+    if (this.doorbell !== undefined) this.drain();
+    else this.next();
   }
 
   /**
@@ -148,19 +172,26 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     this.closeAll();
   }
 
-  private closeDoorbell(): void {
-    if (this.doorbell === undefined) return;
-    const doorbell = this.doorbell;
+  private closeAll(): void {
+    for (const fd of [this.doorbell, this.fd]) {
+      if (fd === undefined) continue;
+      if (this.reading.has(fd)) this.closeAfterRead.add(fd);
+      else this.fs.close(fd, () => {});
+    }
     this.doorbell = undefined;
-    this.fs.close(doorbell, () => {});
+    this.fd = undefined;
+    this.doorbellSeq = -1;
   }
 
-  private closeAll(): void {
-    this.closeDoorbell();
-    if (this.fd === undefined) return;
-    const fd = this.fd;
-    this.fd = undefined;
-    this.fs.close(fd, () => {});
+  /** fs.read on the thread pool; `done` is not called when the descriptor was closed meanwhile (it is closed now). */
+  private readAsync(fd: number, buffer: Buffer, done: (err: NodeJS.ErrnoException | null, bytes: number) => void): void {
+    this.reading.add(fd);
+    this.fs.read(fd, buffer, 0, buffer.length, null, (err, bytes) => {
+      this.reading.delete(fd);
+      if (this.closeAfterRead.delete(fd)) return this.fs.close(fd, () => {});
+      if (this.stopped) return;
+      done(err, bytes);
+    });
   }
 
   private retry(err: NodeJS.ErrnoException): void {
@@ -186,11 +217,15 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
         const code = (err as NodeJS.ErrnoException).code;
         // EPIPE: the ring buffer overwrote what we were about to read; the next read returns the
         // oldest record left, and its sequence number says how many were lost.
-        if (code === 'EPIPE') continue;
+        if (code === 'EPIPE' || code === 'EINTR') continue;
         if (code === 'EAGAIN') return this.waitForRecord();
         return this.fail(err as NodeJS.ErrnoException);
       }
-      if (bytes === 0) return this.waitForRecord();
+      // A character device that ends (not /dev/kmsg: /dev/null, say) is followed like a file.
+      if (bytes === 0) {
+        this.timer = setTimeout(() => this.drain(), this.options.followMs);
+        return;
+      }
       this.deliver(this.buffer.toString('utf8', 0, bytes));
       if (this.stopped) return;
     }
@@ -198,29 +233,44 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   }
 
   /**
-   * A blocking read of the doorbell descriptor on the thread pool: it returns when a record newer
-   * than the doorbell's own position exists (at once while it trails the reader, as after a
-   * burst), and what it read is dropped.
+   * Brings the doorbell up to the reader's last record (each of those reads returns at once: the
+   * record, or EPIPE and then the oldest one left), then reads it once more on the thread pool,
+   * which waits in the kernel for the next record. What the doorbell reads is dropped.
    */
   private waitForRecord(): void {
     const doorbell = this.doorbell;
     if (this.stopped || doorbell === undefined) return;
-    this.doorbellBuffer ??= Buffer.allocUnsafe(this.buffer.length);
-    this.fs.read(doorbell, this.doorbellBuffer, 0, this.doorbellBuffer.length, null, (err) => {
-      if (this.stopped) return;
-      if (err && err.code !== 'EPIPE') return this.fail(err);
+    const buffer = (this.doorbellBuffer ??= Buffer.allocUnsafe(this.buffer.length));
+    for (let n = 0; this.doorbellSeq < (this.lastSeq ?? -1) && n < CATCH_UP_BATCH; n += 1) {
+      try {
+        const seq = recordSeq(buffer, this.fs.readSync(doorbell, buffer, 0, buffer.length, null));
+        if (seq === undefined) break;
+        this.doorbellSeq = seq;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EPIPE' && code !== 'EINTR') return this.fail(err as NodeJS.ErrnoException);
+      }
+    }
+    this.readAsync(doorbell, buffer, (err, bytes) => {
+      // EPIPE (overwritten) and EINTR (a signal) end the wait too: the reader looks for itself.
+      if (err && err.code !== 'EPIPE' && err.code !== 'EINTR') return this.fail(err);
+      const seq = err ? undefined : recordSeq(buffer, bytes);
+      if (seq !== undefined) this.doorbellSeq = seq;
+      if (!err && bytes === 0) {
+        this.timer = setTimeout(() => this.drain(), this.options.followMs);
+        return;
+      }
       this.drain();
     });
   }
 
-  /** A regular file: read on the thread pool, followed at EOF every `followMs`. */
+  /** Not a character device: read on the thread pool, followed at EOF (or EAGAIN, a FIFO) every `followMs`. */
   private next(): void {
     const fd = this.fd;
     if (this.stopped || fd === undefined) return;
-    this.fs.read(fd, this.buffer, 0, this.buffer.length, null, (err, bytes) => {
-      if (this.stopped) return;
-      if (err) return this.fail(err);
-      if (bytes === 0) {
+    this.readAsync(fd, this.buffer, (err, bytes) => {
+      if (err && err.code !== 'EAGAIN') return this.fail(err);
+      if (err || bytes === 0) {
         this.timer = setTimeout(() => this.next(), this.options.followMs);
         return;
       }
@@ -246,6 +296,8 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private deliver(text: string): void {
     const record = parseKmsgRecord(text);
     if (!record) return;
+    // Read already: a reopen after an error starts again at the oldest record in the ring buffer.
+    if (this.lastSeq !== undefined && record.seq <= this.lastSeq) return;
     if (this.lastSeq !== undefined && record.seq > this.lastSeq + 1) {
       const lost = record.seq - this.lastSeq - 1;
       this.lostTotal += lost;

@@ -1,4 +1,4 @@
-import { appendFileSync, close, fstat, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, close, fstat, fstatSync, mkdirSync, mkdtempSync, open, openSync, read, readFileSync, readSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonLogger } from '../../common/log.js';
@@ -12,6 +12,7 @@ import { LogMatcher } from '../../agent/monitors/logMatcher.js';
 import type { LogRuleSet } from '../../agent/monitors/logRules.js';
 import { ruleSetFrom } from '../../agent/monitors/ruleFile.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
+import { fakeKmsgDevice } from '../support/fakeKmsgDevice.js';
 
 const log = jsonLogger({ level: 'silent' });
 const fixtures = join(import.meta.dirname, '../fixtures/npd');
@@ -55,7 +56,7 @@ function host(mounts: string[] = [mountLine(20, '8:1', '/', '/dev/sda1', 'rw,err
 }
 
 type Host = ReturnType<typeof host>;
-const nodeFsFor = (): KmsgFs => ({ open, openSync, read, readSync, close, fstat });
+const nodeFsFor = (): KmsgFs => ({ open, openSync, read, readSync, close, fstat, fstatSync });
 const running: ProbeLoop[] = [];
 afterEach(() => {
   for (const loop of running.splice(0)) loop.stop();
@@ -276,61 +277,7 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
       expect.objectContaining({ reason: 'TaskHung' }),
     ]);
   });
-
-  it('reads a burst of records without a thread-pool round trip for each, then waits in the kernel for the next', async () => {
-    const h = host();
-    const burst = Array.from({ length: 2000 }, (_, i) => `6,${100 + i},999000000,-;nodepulse-test: line ${i}\n`);
-    const device = fakeKmsgDevice([...burst, '3,2100,999100000,-;INFO: task docker:9 blocked for more than 120 seconds.\n']);
-    const m = run(h, [builtin('kernel')], { fs: device.fs });
-    m.start();
-    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')?.status).toBe('True'));
-    expect(device.nonBlockingReads).toBe(2002);
-    expect(device.doorbellReads).toBe(1);
-    device.append('3,2101,999200000,-;XFS (sdb1): Corruption of in-memory data detected. Shutting down filesystem\n');
-    await vi.waitFor(() => expect(m.engine.get('XfsShutdown')?.status).toBe('True'));
-    expect(device.doorbellReads).toBe(2);
-    expect(m.monitor.lostRecords).toBe(0);
-  });
 });
-
-/**
- * /dev/kmsg as the reader sees it, for the faults a real one cannot be made to produce on cue:
- * each non-blocking read returns one record, EPIPE or, once there is none, EAGAIN; a read of the
- * doorbell descriptor waits until a record is appended (a doorbell that has caught up: a real one
- * still trailing the reader returns at once, which costs a wake-up and no record).
- */
-function fakeKmsgDevice(records: string[]) {
-  const queue = [...records];
-  let waiting: (() => void) | undefined;
-  const device = {
-    nonBlockingReads: 0,
-    doorbellReads: 0,
-    append(record: string) {
-      queue.push(record);
-      const wake = waiting;
-      waiting = undefined;
-      wake?.();
-    },
-    fs: {
-      open: ((_path: string, flags: string | number, cb: (err: null, fd: number) => void) => cb(null, flags === 'r' ? 98 : 99)) as unknown as KmsgFs['open'],
-      openSync: ((_path: string, flags: string | number) => (flags === 'r' ? 98 : 99)) as unknown as KmsgFs['openSync'],
-      fstat: ((_fd: number, cb: (err: null, stats: { isFile: () => boolean }) => void) => cb(null, { isFile: () => false })) as unknown as KmsgFs['fstat'],
-      close: ((_fd: number, cb: () => void) => cb()) as unknown as KmsgFs['close'],
-      readSync: ((_fd: number, buffer: Buffer) => {
-        device.nonBlockingReads += 1;
-        const next = queue.shift();
-        if (next === undefined) throw Object.assign(new Error('EAGAIN: resource temporarily unavailable, read'), { code: 'EAGAIN' });
-        if (next === 'EPIPE') throw Object.assign(new Error('EPIPE: broken pipe, read'), { code: 'EPIPE' });
-        return buffer.write(next);
-      }) as unknown as KmsgFs['readSync'],
-      read: ((_fd: number, _buffer: Buffer, _off: number, _len: number, _pos: null, cb: (err: null, bytes: number) => void) => {
-        device.doorbellReads += 1;
-        waiting = () => setImmediate(() => cb(null, 1));
-      }) as unknown as KmsgFs['read'],
-    },
-  };
-  return device;
-}
 
 describe('kernel monitor config', () => {
   const kernel = (overrides: object) => agentConfigSchema.safeParse({ monitors: { kernel: { enabled: true, ...overrides } } });
