@@ -20,6 +20,8 @@ export interface KernelMonitorOptions {
   mountCheckMs: number;
   /** Lost records are said at most this often (a flood would otherwise make one Event per gap). */
   lostReportMs: number;
+  /** After a read error the log is opened again this much later (30 s). */
+  readRetryMs?: number;
   fs?: KmsgFs;
 }
 
@@ -96,7 +98,7 @@ export class KernelLogMonitor implements Monitor {
       this.bootError = err;
     }
     this.boot = boot;
-    this.reader = new KmsgReader(options.kmsgPath, { retryMs: 30_000, followMs: 100 }, options.fs);
+    this.reader = new KmsgReader(options.kmsgPath, { retryMs: options.readRetryMs ?? 30_000, followMs: 100 }, options.fs);
   }
 
   /** Records lost to ring-buffer overwrites since start. */
@@ -115,6 +117,7 @@ export class KernelLogMonitor implements Monitor {
       this.agentFault(`cannot use ${this.bootError.file}: ${this.bootError.detail}; kernel log lines cannot be dated or tied to a boot (check procRoot)`);
       return;
     }
+    this.reader.on('reading', () => this.onReading());
     this.reader.on('record', (record) => this.onRecord(record));
     this.reader.on('lost', (lost) => this.onLost(lost));
     this.reader.on('error', (err) => {
@@ -148,15 +151,21 @@ export class KernelLogMonitor implements Monitor {
     for (const rule of this.rules) this.emit({ probe: rule.probe, at: this.now(), healthy: false, reason: engineReasons.probeReadError, message });
   }
 
+  /**
+   * The log reads again after an error: the conditions it had turned Unknown go back to False,
+   * and the reopened log, read again from its oldest record, raises again what it still shows.
+   */
+  private onReading(): void {
+    if (!this.readFailing) return;
+    this.readFailing = false;
+    for (const rule of this.rules) {
+      if (this.sink?.condition(rule.type)?.status !== 'Unknown') continue;
+      this.emit({ probe: rule.probe, at: this.now(), healthy: true, reason: rule.initial?.reason ?? engineReasons.pending, message: `reading ${this.options.kmsgPath} again` });
+    }
+  }
+
   private onRecord(record: KmsgRecord): void {
     const boot = this.boot as BootFacts;
-    if (this.readFailing) {
-      this.readFailing = false;
-      for (const rule of this.rules) {
-        if (this.sink?.condition(rule.type)?.status !== 'Unknown') continue;
-        this.emit({ probe: rule.probe, at: this.now(), healthy: true, reason: rule.initial?.reason ?? engineReasons.pending, message: `reading ${this.options.kmsgPath} again` });
-      }
-    }
     const at = boot.startedAt + record.usec / 1000;
     const replayed = at < this.startedAt;
     for (const matcher of this.matchers) {

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { close, constants, fstat, fstatSync, open, openSync, read, readSync } from 'node:fs';
+import { close, constants, fstat, fstatSync, open, openSync, read, readSync, type Stats } from 'node:fs';
 
 /** One record of /dev/kmsg (Documentation/ABI/testing/dev-kmsg): `prio,seq,usec,flags[,...];text`. */
 export interface KmsgRecord {
@@ -32,6 +32,8 @@ export function parseKmsgRecord(text: string): KmsgRecord | undefined {
 }
 
 export interface KmsgReaderEvents {
+  /** The log is being read: after each open (the first, and each after an error), once a read worked. */
+  reading: [];
   record: [KmsgRecord];
   /** Records the kernel overwrote before they were read (the ring buffer wrapped: EPIPE). */
   lost: [number];
@@ -55,11 +57,18 @@ const nodeFs: KmsgFs = { open, openSync, read, readSync, close, fstat, fstatSync
 /** Opened so that a read returns EAGAIN instead of waiting when the reader has caught up. */
 const NON_BLOCKING = constants.O_RDONLY | constants.O_NONBLOCK;
 
-/** Records read in one go before the rest of the agent gets a turn (a flood must not starve the probes). */
-const DRAIN_BATCH = 256;
+/** Reads made in one go (records, or the doorbell's catch-up) before the rest of the agent gets a turn: a flood must not starve the probes. */
+const BATCH = 256;
 
-/** Records the doorbell skips in one go before it waits (it trails by at most the ring buffer). */
-const CATCH_UP_BATCH = 4096;
+/** /dev/kmsg is character device 1:11 (Documentation/admin-guide/devices.txt); a tty, say, has one read position for every descriptor. */
+function isKernelLog(stats: Stats): boolean {
+  if (!stats.isCharacterDevice()) return false;
+  // glibc's major() and minor() of a dev_t.
+  const rdev = BigInt(stats.rdev);
+  const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+  const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+  return major === 1 && minor === 11;
+}
 
 /** The sequence number of a record in `buffer` (`prio,seq,...`), without decoding the rest. */
 export function recordSeq(buffer: Buffer, bytes: number): number | undefined {
@@ -80,18 +89,21 @@ export function recordSeq(buffer: Buffer, bytes: number): number | undefined {
  * device returns one record. A thread-pool read per record kept the reader below 10,000 records
  * a second (bench/kmsgFlood: 82 % read, the rest overwritten), so the records are read on the main
  * thread from a non-blocking descriptor until EAGAIN, and the wait for the next one is a blocking
- * read on a second descriptor, the doorbell, which the kernel ends when a record newer than the
- * doorbell's own position exists. Each descriptor has its own position in the ring buffer (and
- * Node has no lseek), so before it waits the doorbell reads up to the reader's last record, each
- * already there: a burst costs one wake-up. The buffers are reused; a record costs one string.
- * Anything that is not a character device (a fixture file where the kernel log cannot be written,
- * a FIFO) is read with one descriptor and followed like `tail -f`.
+ * read on a second descriptor, the doorbell, which the kernel ends once a record exists at or
+ * after the doorbell's own position. Each descriptor has its own position in the ring buffer (and
+ * Node has no lseek), so before it waits the doorbell reads up to the last record the first one
+ * read, each already there: a burst costs one wake-up. The buffers are reused; a record costs one
+ * string. Anything but /dev/kmsg (a fixture file where the kernel log cannot be written, a FIFO)
+ * is read with one descriptor and followed like `tail -f`.
  */
 export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private fd: number | undefined;
   private doorbell: number | undefined;
-  /** The last record the doorbell read; it waits only once it has caught up with `lastSeq`. */
+  /** The last records the doorbell and the reading descriptor read: the doorbell catches up to the second, which it can always reach. */
   private doorbellSeq = -1;
+  private fdSeq = -1;
+  /** 'reading' was said for the descriptor open now. */
+  private announced = false;
   private stopped = false;
   private lastSeq: number | undefined;
   private pending = '';
@@ -124,7 +136,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   openNow(): void {
     try {
       this.fd = this.fs.openSync(this.path, NON_BLOCKING);
-      if (this.fs.fstatSync(this.fd).isCharacterDevice()) this.doorbell = this.fs.openSync(this.path, 'r');
+      if (isKernelLog(this.fs.fstatSync(this.fd))) this.doorbell = this.fs.openSync(this.path, 'r');
     } catch (err) {
       this.closeAll();
       this.openError = err as NodeJS.ErrnoException;
@@ -145,7 +157,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
       this.fs.fstat(fd, (statErr, stats) => {
         if (this.stopped) return this.closeAll();
         if (statErr) return this.fail(statErr);
-        if (!stats.isCharacterDevice()) return this.begin();
+        if (!isKernelLog(stats)) return this.begin();
         this.fs.open(this.path, 'r', (doorbellErr, doorbell) => {
           if (!doorbellErr) this.doorbell = doorbell;
           if (this.stopped) return this.closeAll();
@@ -181,6 +193,14 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     this.doorbell = undefined;
     this.fd = undefined;
     this.doorbellSeq = -1;
+    this.fdSeq = -1;
+    this.announced = false;
+  }
+
+  private announce(): void {
+    if (this.announced) return;
+    this.announced = true;
+    this.emit('reading');
   }
 
   /** fs.read on the thread pool; `done` is not called when the descriptor was closed meanwhile (it is closed now). */
@@ -209,7 +229,7 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private drain(): void {
     const fd = this.fd;
     if (this.stopped || fd === undefined) return;
-    for (let n = 0; n < DRAIN_BATCH; n += 1) {
+    for (let n = 0; n < BATCH; n += 1) {
       let bytes: number;
       try {
         bytes = this.fs.readSync(fd, this.buffer, 0, this.buffer.length, null);
@@ -218,14 +238,17 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
         // EPIPE: the ring buffer overwrote what we were about to read; the next read returns the
         // oldest record left, and its sequence number says how many were lost.
         if (code === 'EPIPE' || code === 'EINTR') continue;
-        if (code === 'EAGAIN') return this.waitForRecord();
-        return this.fail(err as NodeJS.ErrnoException);
+        if (code !== 'EAGAIN') return this.fail(err as NodeJS.ErrnoException);
+        this.announce();
+        return this.waitForRecord();
       }
-      // A character device that ends (not /dev/kmsg: /dev/null, say) is followed like a file.
+      this.announce();
+      // /dev/kmsg never ends; should a read return nothing, it is followed like a file, not spun on.
       if (bytes === 0) {
         this.timer = setTimeout(() => this.drain(), this.options.followMs);
         return;
       }
+      this.fdSeq = recordSeq(this.buffer, bytes) ?? this.fdSeq;
       this.deliver(this.buffer.toString('utf8', 0, bytes));
       if (this.stopped) return;
     }
@@ -233,15 +256,17 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   }
 
   /**
-   * Brings the doorbell up to the reader's last record (each of those reads returns at once: the
-   * record, or EPIPE and then the oldest one left), then reads it once more on the thread pool,
-   * which waits in the kernel for the next record. What the doorbell reads is dropped.
+   * Brings the doorbell up to the last record the reading descriptor read (each of those reads
+   * returns at once: the record, or EPIPE and then the oldest one left), then reads it once more
+   * on the thread pool, which waits in the kernel for the next record, or returns at once while
+   * the doorbell still trails (after a batch, or a record whose number it could not read). What
+   * the doorbell reads is dropped.
    */
   private waitForRecord(): void {
     const doorbell = this.doorbell;
     if (this.stopped || doorbell === undefined) return;
     const buffer = (this.doorbellBuffer ??= Buffer.allocUnsafe(this.buffer.length));
-    for (let n = 0; this.doorbellSeq < (this.lastSeq ?? -1) && n < CATCH_UP_BATCH; n += 1) {
+    for (let n = 0; this.doorbellSeq < this.fdSeq && n < BATCH; n += 1) {
       try {
         const seq = recordSeq(buffer, this.fs.readSync(doorbell, buffer, 0, buffer.length, null));
         if (seq === undefined) break;
@@ -256,20 +281,17 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
       if (err && err.code !== 'EPIPE' && err.code !== 'EINTR') return this.fail(err);
       const seq = err ? undefined : recordSeq(buffer, bytes);
       if (seq !== undefined) this.doorbellSeq = seq;
-      if (!err && bytes === 0) {
-        this.timer = setTimeout(() => this.drain(), this.options.followMs);
-        return;
-      }
       this.drain();
     });
   }
 
-  /** Not a character device: read on the thread pool, followed at EOF (or EAGAIN, a FIFO) every `followMs`. */
+  /** Not /dev/kmsg: read on the thread pool, followed at EOF (or EAGAIN, a FIFO) every `followMs`. */
   private next(): void {
     const fd = this.fd;
     if (this.stopped || fd === undefined) return;
     this.readAsync(fd, this.buffer, (err, bytes) => {
       if (err && err.code !== 'EAGAIN') return this.fail(err);
+      this.announce();
       if (err || bytes === 0) {
         this.timer = setTimeout(() => this.next(), this.options.followMs);
         return;
@@ -296,8 +318,6 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
   private deliver(text: string): void {
     const record = parseKmsgRecord(text);
     if (!record) return;
-    // Read already: a reopen after an error starts again at the oldest record in the ring buffer.
-    if (this.lastSeq !== undefined && record.seq <= this.lastSeq) return;
     if (this.lastSeq !== undefined && record.seq > this.lastSeq + 1) {
       const lost = record.seq - this.lastSeq - 1;
       this.lostTotal += lost;

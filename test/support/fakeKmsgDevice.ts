@@ -13,9 +13,11 @@ export function fakeKmsgDevice(records: string[]) {
   const nonBlocking = new Set<number>();
   const waiting: Array<() => void> = [];
   let nextFd = 90;
+  const opened: number[] = [];
   const closed: number[] = [];
   const device = {
-    /** Descriptors closed, in order. */
+    /** Descriptors opened and closed, in order. */
+    opened,
     closed,
     /** Reads of the descriptor the records come from, and of the doorbell (synchronous catch-up, and waits on the thread pool). */
     reads: { records: 0, doorbellCatchUp: 0, doorbellWaits: 0 },
@@ -40,11 +42,13 @@ export function fakeKmsgDevice(records: string[]) {
   };
   const openFd = (flags: string | number) => {
     const fd = nextFd++;
+    opened.push(fd);
     position.set(fd, 0);
     if (flags !== 'r') nonBlocking.add(fd);
     return fd;
   };
-  const stats = { isFile: () => false, isCharacterDevice: () => true };
+  // Character device 1:11, as /dev/kmsg.
+  const stats = { isFile: () => false, isCharacterDevice: () => true, rdev: (1 << 8) | 11 };
   device.fs = {
     open: ((_path: string, flags: string | number, cb: (err: null, fd: number) => void) => cb(null, openFd(flags))) as unknown as KmsgFs['open'],
     openSync: ((_path: string, flags: string | number) => openFd(flags)) as unknown as KmsgFs['openSync'],

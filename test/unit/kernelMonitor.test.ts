@@ -67,7 +67,7 @@ function run(h: Host, sets: LogRuleSet[], options: { fs?: KmsgFs; now?: () => nu
   const now = options.now ?? Date.now;
   const monitor = new KernelLogMonitor(
     sets,
-    { kmsgPath: options.kmsgPath ?? h.kmsgPath, procRoot: h.procRoot, sysRoot: h.sysRoot, readonlyPaths: ['/'], mountCheckMs: 50, lostReportMs: 60_000, fs: options.fs },
+    { kmsgPath: options.kmsgPath ?? h.kmsgPath, procRoot: h.procRoot, sysRoot: h.sysRoot, readonlyPaths: ['/'], mountCheckMs: 50, lostReportMs: 60_000, readRetryMs: 20, fs: options.fs },
     log,
     now,
   );
@@ -276,6 +276,26 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
       expect.objectContaining({ reason: 'KernelLogRecordsLost', message: expect.stringMatching(/^4 kernel log records were overwritten/) }),
       expect.objectContaining({ reason: 'TaskHung' }),
     ]);
+  });
+});
+
+describe('the kernel monitor after a read error', () => {
+  const line = (seq: number, text: string, level = 6) => `${level},${seq},999000000,-;${text}\n`;
+
+  it('turns its conditions Unknown, and back to False once the log reads again, even when the kernel logs nothing new', async () => {
+    const device = fakeKmsgDevice([line(101, 'hello'), 'EIO']);
+    const m = run(host(), [builtin('kernel')], { fs: device.fs });
+    m.start();
+    await vi.waitFor(() => expect(m.observations.some((o) => o.condition.type === 'KernelDeadlock' && o.condition.status === 'Unknown')).toBe(true));
+    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')).toMatchObject({ status: 'False', message: expect.stringMatching(/^reading .* again$/) }));
+  });
+
+  it('raises again, from the log read anew, a problem it had found before the error', async () => {
+    const device = fakeKmsgDevice([line(101, 'INFO: task docker:9 blocked for more than 120 seconds.', 3), 'EIO']);
+    const m = run(host(), [builtin('kernel')], { fs: device.fs });
+    m.start();
+    await vi.waitFor(() => expect(m.observations.some((o) => o.condition.type === 'KernelDeadlock' && o.condition.status === 'Unknown')).toBe(true));
+    await vi.waitFor(() => expect(m.engine.get('KernelDeadlock')).toMatchObject({ status: 'True', reason: 'DockerHung' }));
   });
 });
 
