@@ -60,6 +60,9 @@ const NON_BLOCKING = constants.O_RDONLY | constants.O_NONBLOCK;
 /** Reads made in one go (records, or the doorbell's catch-up) before the rest of the agent gets a turn: a flood must not starve the probes. */
 const BATCH = 256;
 
+/** A read that failed for a moment: EPIPE (the ring buffer overwrote the next record; the next read returns the oldest left) or EINTR (a signal). */
+const momentaryReadError = (err: unknown) => ['EPIPE', 'EINTR'].includes((err as NodeJS.ErrnoException).code ?? '');
+
 /** /dev/kmsg is character device 1:11 (Documentation/admin-guide/devices.txt); a tty, say, has one read position for every descriptor. */
 function isKernelLog(stats: Stats): boolean {
   if (!stats.isCharacterDevice()) return false;
@@ -234,11 +237,9 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
       try {
         bytes = this.fs.readSync(fd, this.buffer, 0, this.buffer.length, null);
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        // EPIPE: the ring buffer overwrote what we were about to read; the next read returns the
-        // oldest record left, and its sequence number says how many were lost.
-        if (code === 'EPIPE' || code === 'EINTR') continue;
-        if (code !== 'EAGAIN') return this.fail(err as NodeJS.ErrnoException);
+        // After EPIPE the next record's sequence number says how many were lost.
+        if (momentaryReadError(err)) continue;
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return this.fail(err as NodeJS.ErrnoException);
         this.announce();
         return this.waitForRecord();
       }
@@ -248,9 +249,9 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
         this.timer = setTimeout(() => this.drain(), this.options.followMs);
         return;
       }
-      this.fdSeq = recordSeq(this.buffer, bytes) ?? this.fdSeq;
-      this.deliver(this.buffer.toString('utf8', 0, bytes));
+      const record = this.deliver(this.buffer.toString('utf8', 0, bytes));
       if (this.stopped) return;
+      if (record) this.fdSeq = record.seq;
     }
     this.immediate = setImmediate(() => this.drain());
   }
@@ -272,13 +273,12 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
         if (seq === undefined) break;
         this.doorbellSeq = seq;
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EPIPE' && code !== 'EINTR') return this.fail(err as NodeJS.ErrnoException);
+        if (!momentaryReadError(err)) return this.fail(err as NodeJS.ErrnoException);
       }
     }
     this.readAsync(doorbell, buffer, (err, bytes) => {
-      // EPIPE (overwritten) and EINTR (a signal) end the wait too: the reader looks for itself.
-      if (err && err.code !== 'EPIPE' && err.code !== 'EINTR') return this.fail(err);
+      // A read that failed for a moment ends the wait too: the reader looks for itself.
+      if (err && !momentaryReadError(err)) return this.fail(err);
       const seq = err ? undefined : recordSeq(buffer, bytes);
       if (seq !== undefined) this.doorbellSeq = seq;
       this.drain();
@@ -315,9 +315,10 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     if (record !== '') this.deliver(record);
   }
 
-  private deliver(text: string): void {
+  /** Parses and hands on one record; returns it, or undefined when it is not one. */
+  private deliver(text: string): KmsgRecord | undefined {
     const record = parseKmsgRecord(text);
-    if (!record) return;
+    if (!record) return undefined;
     if (this.lastSeq !== undefined && record.seq > this.lastSeq + 1) {
       const lost = record.seq - this.lastSeq - 1;
       this.lostTotal += lost;
@@ -325,5 +326,6 @@ export class KmsgReader extends EventEmitter<KmsgReaderEvents> {
     }
     this.lastSeq = record.seq;
     this.emit('record', record);
+    return record;
   }
 }

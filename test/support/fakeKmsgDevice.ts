@@ -1,5 +1,8 @@
 import type { KmsgFs } from '../../agent/monitors/kmsgReader.js';
 
+/** One /dev/kmsg record as a read returns it: `level,seq,usec,flags;text`. */
+export const kmsgLine = (seq: number, text: string, level = 6) => `${level},${seq},999000000,-;${text}\n`;
+
 /**
  * /dev/kmsg as the reader sees it, for what a real one cannot be made to do on cue (EPIPE, a
  * burst already in the ring when the reader starts). Every descriptor has its own position, as

@@ -12,7 +12,7 @@ import { LogMatcher } from '../../agent/monitors/logMatcher.js';
 import type { LogRuleSet } from '../../agent/monitors/logRules.js';
 import { ruleSetFrom } from '../../agent/monitors/ruleFile.js';
 import { ProbeLoop } from '../../agent/probeLoop.js';
-import { fakeKmsgDevice } from '../support/fakeKmsgDevice.js';
+import { fakeKmsgDevice, kmsgLine as line } from '../support/fakeKmsgDevice.js';
 
 const log = jsonLogger({ level: 'silent' });
 const fixtures = join(import.meta.dirname, '../fixtures/npd');
@@ -280,8 +280,6 @@ describe('the kernel log monitor (a fixture file stands for /dev/kmsg: unit test
 });
 
 describe('the kernel monitor after a read error', () => {
-  const line = (seq: number, text: string, level = 6) => `${level},${seq},999000000,-;${text}\n`;
-
   it('turns its conditions Unknown, and back to False once the log reads again, even when the kernel logs nothing new', async () => {
     const device = fakeKmsgDevice([line(101, 'hello'), 'EIO']);
     const m = run(host(), [builtin('kernel')], { fs: device.fs });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { KmsgReader, recordSeq, type KmsgFs, type KmsgRecord } from '../../agent/monitors/kmsgReader.js';
-import { fakeKmsgDevice } from '../support/fakeKmsgDevice.js';
+import { fakeKmsgDevice, kmsgLine as line } from '../support/fakeKmsgDevice.js';
 
 const readers: KmsgReader[] = [];
 afterEach(() => {
@@ -19,8 +19,6 @@ function follow(path: string, fs?: KmsgFs, options = { retryMs: 20, followMs: 10
   reader.on('error', () => {});
   return { reader, records };
 }
-
-const line = (seq: number, text: string, level = 6) => `${level},${seq},999000000,-;${text}\n`;
 
 describe('the /dev/kmsg reader', () => {
   it('reads a burst already in the ring on the main thread and brings the doorbell up to it with a thread-pool wait per 256 records, not per record; the next record wakes it once', async () => {

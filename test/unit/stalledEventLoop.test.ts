@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +12,7 @@ import { KonnectivityEcho } from '../../agent/probes/konnectivityEcho.js';
 import { KonnectivityProbe } from '../../agent/probes/konnectivityProbe.js';
 import { KubeletProbe } from '../../agent/probes/kubeletProbe.js';
 import { KubeClient } from '../../common/kube/kubeClient.js';
+import { freeLoopbackPort } from '../support/agentProcess.js';
 import { controllerConfigSchema } from '../../controller/config/controllerConfig.js';
 import { readArm } from '../../controller/providers/armOperation.js';
 
@@ -36,15 +35,6 @@ function stall(ms: number, answered: () => boolean = () => true): void {
 
 /** Lets the exchange go out (connect, send, spawn) before the loop stalls. */
 const oneTurn = () => new Promise((resolve) => setImmediate(resolve));
-
-/** A loopback port nothing listens on: connecting is refused by the kernel at once. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A process that has exited and not been reaped: the program's loop, which reaps, is blocked. */
 const exited = (pid: number) => / Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\)/, ')'));
@@ -118,7 +108,8 @@ afterAll(() => {
 
 describe('a stalled agent does not report a timeout for an answer that arrived in time', () => {
   it('kubelet: a refused connection reads as KubeletUnreachable, not KubeletTimeout', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}/healthz`;
+    // Free a moment ago and listened on by nobody: connecting is refused by the kernel at once.
+    const url = `http://127.0.0.1:${await freeLoopbackPort()}/healthz`;
     const config = agentConfigSchema.parse({ probes: { kubelet: { url, timeoutMs: 50 } } }).probes.kubelet;
     const sample = new KubeletProbe(config).run(new AbortController().signal);
     await oneTurn();
